@@ -1,0 +1,124 @@
+"""`sculpt train` steps/s against a bare PyTorch loop of the same model, batch, loss and data.
+
+    python benchmarks/bench_train.py [--preset dsprites-mmd-gaussian] [--batch 64] [--steps 60] [--device auto]
+
+Both run the same number of steps; each is timed from its first logged step to its last (set-up, the
+final evaluation and checkpoint excluded), alternating A B A B to spread machine noise. Target: ratio >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import environment, interleaved, sync
+from sculptcli.config import load_config
+from sculptcli.objectives.mmd import mmd2
+from sculptcli.training.report import Reporter
+from sculptcli.training.trainer import resolve_device, train
+
+
+class StepClock(Reporter):
+    """Records the wall time of each logged step."""
+
+    def __init__(self):
+        self.stamps: list[tuple[int, float]] = []
+
+    def update(self, record):
+        self.stamps.append((record["step"], time.perf_counter()))
+
+
+def sculpt_seconds_per_step(cfg, device) -> float:
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as d:
+        train(cfg, Path(d), device, clock)
+    (s0, t0), (s1, t1) = clock.stamps[0], clock.stamps[-1]
+    return (t1 - t0) / (s1 - s0)
+
+
+def bare_seconds_per_step(cfg, device, warmup: int, steps: int) -> float:
+    """The same computation written as a plain loop, with no sculpt machinery around it."""
+    torch.manual_seed(cfg.seed)
+    data = cfg.data.build(cfg.seed, device)
+    model = cfg.model.build(data.shape).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    bf16 = device.type == "cuda"
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    g = torch.Generator(device=device).manual_seed(0)
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        x = data.train_batch(step, cfg.train.batch_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = model.encoder(x)
+            logits = model.decoder(z)
+            recon = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x)
+            div = mmd2(z.float(), torch.randn(z.shape, generator=g, device=device))
+            loss = recon + 0.3 * div
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="dsprites-mmd-gaussian")
+    ap.add_argument("--batch", type=int, default=None, help="default: the preset's budget for the device")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    log = 10
+    overrides = [
+        f"train.steps={args.steps + log}",
+        "train.epochs=null",
+        f"train.log_every={log}",
+        f"train.eval_every={10**9}",
+        f"train.save_every={10**9}",
+        "train.eval_n=200",
+    ]
+    if args.batch:
+        overrides.append(f"train.batch_size={args.batch}")
+    cfg = load_config(preset=args.preset, overrides=overrides, device_is_cuda=device.type == "cuda")
+    med = interleaved(
+        {
+            "bare": lambda: bare_seconds_per_step(cfg, device, log, args.steps),
+            "sculpt": lambda: sculpt_seconds_per_step(cfg, device),
+        },
+        args.repeats,
+    )
+    ratio = med["bare"] / med["sculpt"]
+    result = {
+        "benchmark": "train_step",
+        "preset": args.preset,
+        "batch": cfg.train.batch_size,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "bare_steps_per_s": 1 / med["bare"],
+        "sculpt_steps_per_s": 1 / med["sculpt"],
+        "ratio_sculpt_over_bare": ratio,
+        "target": ">= 0.95",
+        **environment(),
+    }
+    print(
+        f"train step ({args.preset}, batch {cfg.train.batch_size}, {device}): bare {1 / med['bare']:.2f} steps/s, "
+        f"sculpt {1 / med['sculpt']:.2f} steps/s -> ratio {ratio:.3f} (target >= 0.95)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Checkpoints: one safetensors file holding model (+ optimizer, RNG) tensors and the resolved config,
+sculpt version, step and seed as metadata. Loading never unpickles anything."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from sculptcli import __version__
+from sculptcli.config import RunConfig, validate_config
+from sculptcli.errors import UserError
+from sculptcli.io import atomic_write
+
+FORMAT = "sculpt-checkpoint"
+FORMAT_VERSION = "1"
+
+
+def _versions() -> dict[str, str]:
+    return {"sculpt": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(
+    path: Path,
+    cfg: RunConfig,
+    model: torch.nn.Module,
+    step: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Atomically write model weights (and optimizer state, RNG state and `extra` tensors if given)."""
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(cfg.model_dump(mode="json", exclude={"budgets"})),
+        "step": str(step),
+        "seed": str(cfg.seed),
+        "prior": json.dumps(cfg.prior.model_dump(mode="json")),
+        "versions": json.dumps(_versions()),
+    }
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        for i, state in sd["state"].items():
+            for k, v in state.items():
+                t = v if torch.is_tensor(v) else torch.tensor(v)
+                tensors[f"optim.{i}.{k}"] = t.detach().contiguous().cpu()
+        meta["optim_param_groups"] = json.dumps(sd["param_groups"])
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    for k, v in (extra or {}).items():
+        tensors[f"extra.{k}"] = v.detach().contiguous().cpu()
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: RunConfig
+    step: int
+    meta: dict[str, str]
+    tensors: dict[str, torch.Tensor]
+
+    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+    def build_model(self, device: torch.device | str = "cpu"):
+        """The model of this checkpoint, weights loaded, in eval mode."""
+        from sculptcli.data import DATASETS  # noqa: F401  (shape comes from the data spec)
+
+        shape = data_shape(self.config)
+        model = self.config.model.build(shape)
+        try:
+            model.load_state_dict(self.group("model"), strict=True)
+        except RuntimeError as e:
+            raise UserError(
+                "the checkpoint's weights do not match its own config",
+                where=str(self.path),
+                fix=f"the file is damaged or was edited ({str(e).splitlines()[0]})",
+            ) from None
+        return model.to(device).eval()
+
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        groups = json.loads(self.meta["optim_param_groups"])
+        state: dict[int, dict] = {}
+        for k, v in self.group("optim").items():
+            i, name = k.split(".", 1)
+            state.setdefault(int(i), {})[name] = v
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+    def restore_rng(self) -> None:
+        if "rng.cpu" in self.tensors:
+            torch.set_rng_state(self.tensors["rng.cpu"])
+        if "rng.cuda" in self.tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(self.tensors["rng.cuda"])
+
+
+def data_shape(cfg: RunConfig) -> tuple[int, int, int]:
+    shape = getattr(cfg.data, "image_shape", None)
+    if callable(shape):
+        return shape()
+    raise UserError(f"dataset '{cfg.data.type}' does not declare its image shape")
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> Checkpoint:
+    """Read and check a sculpt checkpoint; any problem is a UserError (exit 2), never a traceback."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}", fix="give a .safetensors file or a run directory")
+    fix = "give a checkpoint written by `sculpt train` (last.safetensors or best.safetensors)"
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise UserError(
+                    "not a sculpt checkpoint (a safetensors file without sculpt's metadata)",
+                    where=str(path),
+                    fix="to score codes from another model, save them as tensor 'latents' and use "
+                    "`sculpt score --latents FILE`",
+                )
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except UserError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(
+            f"not a readable safetensors file ({str(e).splitlines()[0][:120]}): corrupt, truncated, "
+            "or another format (sculpt never loads pickles)",
+            where=str(path),
+            fix=fix,
+        ) from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"checkpoint format version {meta.get('format_version')} is not supported "
+            f"(this sculpt reads version {FORMAT_VERSION})",
+            where=str(path),
+            fix="upgrade sculpt",
+        )
+    try:
+        raw_cfg = json.loads(meta["config"])
+        step = int(meta["step"])
+    except (KeyError, ValueError):
+        raise UserError("the checkpoint's metadata is damaged", where=str(path), fix=fix) from None
+    cfg = validate_config(raw_cfg, f"{path} (embedded config)")
+    return Checkpoint(path, cfg, step, meta, tensors)
+
+
+def find_checkpoint(target: Path | None, which: str = "last") -> Path:
+    """A checkpoint file from a file, a run directory, or (None) the latest run."""
+    from sculptcli.rundir import latest_run
+
+    if target is None:
+        target = latest_run()
+    target = Path(target)
+    if target.is_dir():
+        cand = target / f"{which}.safetensors"
+        if not cand.is_file():
+            raise UserError(
+                f"no {which}.safetensors in run directory {target}",
+                fix="train first (`sculpt train ...`), or give a checkpoint file",
+            )
+        return cand
+    if not target.exists():
+        raise UserError(f"no such checkpoint or run directory: {target}", fix="check the path")
+    return target
+
+
+__all__ = ["Checkpoint", "find_checkpoint", "load_checkpoint", "save_checkpoint"]

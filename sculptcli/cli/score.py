@@ -1,0 +1,138 @@
+"""`sculpt score`: LPS (lgbm, mlp, linear), NMSE, MMD² to the prior and covariance ratio of a model or codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from sculptcli.cli.common import console, user_errors
+
+
+def render_report(report: dict, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("meaning", style="dim")
+    lps = report.get("lps", {})
+    meaning = {
+        "lgbm": "LightGBM probe (paper's headline)",
+        "mlp": "MLP probe, early-stopped",
+        "linear": "closed-form linear probe",
+    }
+    for probe in ("lgbm", "mlp", "linear"):
+        if probe in lps:
+            table.add_row(f"LPS-{probe}", f"{lps[probe]:.4f}", meaning[probe] + " · lower = more independent")
+
+    def row(key, label, fmt, text):
+        if report.get(key) is not None:
+            table.add_row(label, fmt.format(report[key]), text)
+
+    row("nmse_db", "NMSE dB", "{:.2f}", "reconstruction, Σ‖x−x̂‖²/Σ‖x‖² · lower is better")
+    row("nmse", "NMSE", "{:.4f}", "linear")
+    row("mmd2_prior", "MMD² to prior", "{:.5f}", "aggregate posterior vs prior · 0 = matched")
+    row("cov_ratio", "covariance ratio", "{:.2f}", "Σ diag / Σ |off-diag| · higher = more diagonal")
+    pt = report.get("prior_test")
+    if pt is not None:
+        table.add_row(
+            "prior test p",
+            f"{pt['p_value']:.3f}",
+            f"MMD² permutation test vs prior, n={pt['n']} · p < 0.05: distinguishable",
+        )
+    ks = report.get("ks")
+    if ks is not None:
+        table.add_row("KS max", f"{ks['max']:.4f}", "largest per-dim two-sample KS vs prior marginal · 0 = matched")
+    console.print(table)
+    for probe, per in lps.get("per_dim", {}).items():
+        console.print(f"[dim]per-dimension R² ({probe}):[/] " + " ".join(f"{v:.3f}" for v in per), highlight=False)
+    if ks is not None:
+        console.print("[dim]per-dimension KS:[/] " + " ".join(f"{v:.3f}" for v in ks["per_dim"]), highlight=False)
+    s = report.get("settings", {})
+    console.print(f"[dim]N={s.get('n')} d={s.get('d')} seed={s.get('seed')} test_frac={s.get('test_frac')}[/]")
+
+
+@user_errors
+def score(
+    target: Path = typer.Argument(None, help="a checkpoint (.safetensors) or run directory (default: runs/latest)"),
+    latents: Path = typer.Option(None, "--latents", help="score a .safetensors/.npz holding 'latents' instead"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
+    n: int = typer.Option(None, "--n", min=20, help="held-out images to encode (default: the config's score.n)"),
+    probes: str = typer.Option("lgbm,mlp,linear", "--probes", help="comma-separated LPS probes"),
+    test_frac: float = typer.Option(0.2, "--test-frac", min=0.01, max=0.99, help="held-out fraction for probes"),
+    seed: int = typer.Option(0, "--seed", min=0, help="seed of the probe split and fits"),
+    which: str = typer.Option("last", "--checkpoint", help="in a run directory: last or best"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    export_latents: Path = typer.Option(
+        None, "--export-latents", help="write latents (and factors) to a .safetensors file"
+    ),
+    plots: Path = typer.Option(
+        None, "--plots", help="write marginals.png, covariance.png and lps.png (the paper's Fig. 1 views) to DIR"
+    ),
+):
+    """Score a trained model on held-out data, or any model's codes given with --latents."""
+    from sculptcli.errors import UserError, did_you_mean
+    from sculptcli.metrics import ScoreInput
+    from sculptcli.scoring import DEFAULT_METRICS, checkpoint_input, read_latents_file, run_metrics
+
+    probe_list = [p.strip() for p in probes.split(",") if p.strip()]
+    for p in probe_list:
+        if p not in ("lgbm", "mlp", "linear"):
+            raise UserError(
+                f"unknown probe '{p}'.{did_you_mean(p, ['lgbm', 'mlp', 'linear'])}",
+                fix="--probes takes a comma-separated subset of lgbm,mlp,linear",
+            )
+    if which not in ("last", "best"):
+        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise UserError(f"--plots {plots} is a file", fix="give a directory for the figures")
+    options = {"probes": probe_list, "test_frac": test_frac}
+    if latents is not None:
+        if target is not None:
+            raise UserError("give a checkpoint/run directory or --latents, not both")
+        z, factors = read_latents_file(latents)
+        inp = ScoreInput(latents=z, factors=factors, seed=seed, options=options)
+        source = {"latents_file": str(latents)}
+    else:
+        from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+        from sculptcli.training.trainer import resolve_device
+
+        ckpt = load_checkpoint(find_checkpoint(target, which))
+        inp = checkpoint_input(ckpt, n, resolve_device(device), seed, options)
+        source = {"checkpoint": str(ckpt.path), "step": ckpt.step}
+    if export_latents is not None:
+        from safetensors.torch import save_file
+
+        from sculptcli.io import atomic_write
+
+        tensors = {"latents": inp.latents.contiguous()}
+        if inp.factors is not None:
+            tensors["factors"] = inp.factors.contiguous()
+        atomic_write(export_latents, lambda p: save_file(tensors, str(p), metadata={"source": json.dumps(source)}))
+    report = run_metrics(inp, DEFAULT_METRICS)
+    report["settings"].update(source)
+    if plots is not None:
+        _write_plots(plots, inp, report, title=str(next(iter(source.values()))))
+        report["settings"]["plots"] = str(plots)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        render_report(report, title=f"sculpt score · {next(iter(source.values()))}")
+        if export_latents is not None:
+            console.print(f"latents written to {export_latents}")
+        if plots is not None:
+            console.print(f"figures written to {plots}/ (marginals.png, covariance.png, lps.png)")
+
+
+def _write_plots(out_dir: Path, inp, report: dict, title: str) -> None:
+    """The diagnostic figures; the prior overlay is a seeded prior sample (none for a --latents file)."""
+    import torch
+
+    from sculptcli.viz.diagnostics import write_diagnostics
+
+    prior_samples = None
+    if inp.prior is not None:
+        prior_samples = inp.prior.sample(max(len(inp.latents), 20_000), torch.Generator().manual_seed(inp.seed + 4))
+    per_dim = (report.get("lps") or {}).get("per_dim", {})
+    write_diagnostics(out_dir, inp.latents, prior_samples, per_dim, title=title)

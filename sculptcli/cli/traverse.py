@@ -1,0 +1,125 @@
+"""`sculpt traverse`: decode sweeps of one latent coordinate (or each in turn) of held-out images' codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sculptcli.cli.common import console, user_errors
+
+MAX_STEPS = 64
+MAX_SEEDS = 64
+
+
+def _check_args(out: Path, gif: Path | None, steps: int, seeds: int, n_data: int, dim: str):
+    """Everything that can be checked before loading the checkpoint. Returns the parsed dim (None: all)."""
+    from sculptcli.errors import UserError
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
+    if gif is not None and gif.suffix.lower() != ".gif":
+        raise UserError(f"--gif {gif}: the animation is written as a GIF", fix="give a file name ending in .gif")
+    if not 2 <= steps <= MAX_STEPS:
+        raise UserError(f"--steps {steps} is out of range", fix=f"give between 2 and {MAX_STEPS} swept values")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} images (rows)")
+    if n_data < max(seeds, 2):
+        raise UserError(f"--n-data {n_data} is smaller than --seeds {seeds}", fix="encode at least as many images")
+    text = dim.strip().lower()
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--dim '{dim}' is not a dimension", fix="give a latent dimension (0-based) or all") from None
+
+
+@user_errors
+def traverse(
+    target: Path = typer.Argument(None, help="a checkpoint (.safetensors) or run directory (default: runs/latest)"),
+    dim: str = typer.Option(..., "--dim", help="latent dimension to sweep (0-based), or all: one block per dimension"),
+    out: Path = typer.Option(..., "--out", help="the grid image to write (.png)"),
+    steps: int = typer.Option(11, "--steps", help="swept values (columns)"),
+    seeds: int = typer.Option(8, "--seeds", help="held-out images (rows)"),
+    seed: int = typer.Option(
+        None, "--seed", help="choose the rows at random with this seed (default: the first held-out images)"
+    ),
+    range_: str = typer.Option(
+        "prior",
+        "--range",
+        help="sweep range: prior (2nd–98th percentile of the prior), data (min–max of encoded held-out data), "
+        "fixed:LO:HI, or fit:K (mean ± K·std of the encoded data)",
+    ),
+    gif: Path = typer.Option(None, "--gif", help="also write an animation (.gif), one frame per swept value"),
+    n_data: int = typer.Option(
+        2000, "--n-data", help="held-out images encoded for --range data/fit and to choose rows from with --seed"
+    ),
+    which: str = typer.Option("last", "--checkpoint", help="in a run directory: last or best"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+):
+    """Latent traversal grid: rows are held-out images, columns sweep one latent coordinate, the rest stay fixed."""
+    import torch
+
+    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+    from sculptcli.errors import UserError
+    from sculptcli.training.trainer import resolve_device
+    from sculptcli.viz import traverse as tv
+
+    k = _check_args(out, gif, steps, seeds, n_data, dim)
+    spec = tv.parse_range(range_)
+    if which not in ("last", "best"):
+        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+
+    ckpt = load_checkpoint(find_checkpoint(target, which))
+    cfg = ckpt.config
+    d = cfg.model.latent_dim
+    if k is not None and not 0 <= k < d:
+        raise UserError(
+            f"--dim {k} is out of range: this model has {d} latent dimensions",
+            fix=f"give a dimension from 0 to {d - 1}, or all",
+        )
+    dims = list(range(d)) if k is None else [k]
+
+    dev = resolve_device(device)
+    model = ckpt.build_model(dev)
+    data = cfg.data.build(cfg.seed, dev)
+    available = getattr(cfg.data, "heldout", None)
+    n_pool = min(n_data, available) if isinstance(available, int) else n_data
+    if seeds > n_pool:
+        raise UserError(f"--seeds {seeds} exceeds the {n_pool} held-out images available")
+    need_pool = seed is not None or spec.mode in ("data", "fit")
+    images, _ = data.heldout(n_pool if need_pool else seeds)
+    pool_codes = model.embed(images).cpu() if need_pool else None
+    if seed is None:
+        rows = torch.arange(seeds)
+        row_text = f"rows: the first {seeds} held-out images"
+    else:
+        rows = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:seeds]
+        row_text = f"rows: {seeds} held-out images drawn with seed {seed}"
+    codes = pool_codes[rows] if pool_codes is not None else model.embed(images[rows.to(images.device)]).cpu()
+    if not torch.isfinite(codes).all() or (pool_codes is not None and not torch.isfinite(pool_codes).all()):
+        raise UserError(
+            "the model encodes held-out images to non-finite codes",
+            where=str(ckpt.path),
+            fix="the checkpoint's training diverged; use an earlier checkpoint",
+        )
+    prior = cfg.prior.build(d, "cpu")
+    values = tv.sweep_values(spec, steps, codes=pool_codes, prior=prior, dim=d, seed=0)
+
+    shown = tv.traverse_images(model, codes, dims, values)
+    scale = tv.display_scale(*shown.shape[-2:])
+    grid, layout = tv.latent_grid(shown, padding=2, gap=tv.label_gap(values, dims, scale))
+    run_dir = ckpt.path.resolve().parent
+    run_name = f"{cfg.name}/{run_dir.name}" if cfg.name and cfg.name != run_dir.name else run_dir.name
+    what = f"z{k}" if k is not None else f"all {d} dimensions"
+    title = f"latent traversal · {run_name} (step {ckpt.step}) · {what}"
+    subtitle = f"swept over the {spec.describe()} · {row_text}"
+    fig, fl = tv.traversal_figure(grid, layout, dims, values, title, subtitle, scale=scale)
+    frames = tv.gif_frames(grid, layout, scale) if gif is not None else None
+
+    tv.save_figure_png(fig, out)
+    console.print(f"wrote {out} ({fl.width}×{fl.height} px, {len(dims)}×{seeds} rows × {steps} columns)")
+    if frames is not None:
+        tv.save_gif(frames, gif)
+        console.print(f"wrote {gif} ({steps} frames)")

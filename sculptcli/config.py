@@ -1,0 +1,290 @@
+"""The run configuration: one pydantic schema (extra keys forbidden) fed by a preset or YAML file,
+a budget and `key=value` overrides; its errors become short messages with key paths."""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from sculptcli.data import DATASETS
+from sculptcli.errors import UserError, did_you_mean
+from sculptcli.models import MODELS
+from sculptcli.objectives import ObjectiveSpec
+from sculptcli.priors import PRIORS
+from sculptcli.registry import Spec
+
+
+class TrainSpec(Spec):
+    batch_size: PositiveInt = 512
+    lr: PositiveFloat = 5e-4
+    steps: PositiveInt | None = Field(None, description="optimizer steps (or give epochs)")
+    epochs: PositiveFloat | None = Field(None, description="passes over the training split (or give steps)")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    compile: bool = False
+    log_every: PositiveInt = 50
+    eval_every: PositiveInt = 500
+    save_every: PositiveInt = 1000
+    eval_n: PositiveInt = Field(2000, description="held-out images for the periodic evaluation")
+
+    @model_validator(mode="after")
+    def _one_budget(self):
+        if self.steps is None and self.epochs is None:
+            raise ValueError("give train.steps or train.epochs")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give train.steps or train.epochs, not both")
+        return self
+
+    def total_steps(self, n_train: int) -> int:
+        if self.steps is not None:
+            return self.steps
+        assert self.epochs is not None
+        return max(1, math.ceil(self.epochs * n_train / self.batch_size))
+
+
+class ScoreSpec(Spec):
+    n: PositiveInt = Field(10_000, description="held-out images encoded for scoring")
+    probes: list[Literal["lgbm", "mlp", "linear"]] = Field(default_factory=lambda: ["lgbm", "mlp", "linear"])
+    test_frac: float = Field(0.2, gt=0, lt=1)
+
+
+class RunConfig(Spec):
+    name: str | None = None
+    seed: int = Field(0, ge=0)
+    budget: str | None = Field(None, description="the budget applied from the preset (recorded)")
+    data: DATASETS.union()  # type: ignore[valid-type]
+    model: MODELS.union()  # type: ignore[valid-type]
+    prior: PRIORS.union() = Field(default_factory=lambda: PRIORS.get("gaussian")())  # type: ignore[valid-type]
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    train: TrainSpec
+    score: ScoreSpec = Field(default_factory=ScoreSpec)
+    budgets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named override sets, e.g. quick (CPU) and full (the paper's)"
+    )
+
+    @model_validator(mode="after")
+    def _fits_together(self):
+        try:
+            self.prior.check_dim(self.model.latent_dim)
+        except ValueError as e:
+            raise ValueError(f"prior: {e}") from None
+        try:
+            self.objective.divergence.check(self.prior, self.model.stochastic)
+        except ValueError as e:
+            raise ValueError(f"objective.divergence: {e}") from None
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude={"budgets"}), sort_keys=False)
+
+
+# ---------------------------------------------------------------- presets
+
+
+def presets_dir() -> Path:
+    """Packaged presets (wheel) or the repository's presets/ (editable install)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "_presets", here.parent / "presets"):
+        if cand.is_dir():
+            return cand
+    raise UserError("the packaged presets are missing", fix="reinstall sculpt")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = presets_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(
+            f"unknown preset '{name}'.{did_you_mean(name, preset_names())}",
+            fix=f"choose one of: {', '.join(preset_names())} (see `sculpt presets list`)",
+        )
+    return path
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path` (safe_load only), or UserError saying what is wrong and where."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such file: {path}", fix="check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError("not a text (UTF-8) file", where=str(path), fix="give a YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"malformed YAML: {problem}", where=loc, fix="fix the YAML syntax") from None
+    if data is None:
+        raise UserError("the file is empty", where=str(path), fix="write a YAML mapping")
+    if not isinstance(data, dict):
+        raise UserError(f"expected a YAML mapping, got {type(data).__name__}", where=str(path))
+    return data
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def parse_override(arg: str) -> tuple[list[str], Any]:
+    """'train.lr=1e-3' -> (['train', 'lr'], 0.001). Forgiving: leading dashes are stripped."""
+    text = arg.lstrip("-")
+    if "=" not in text:
+        raise UserError(f"override '{arg}' is not key=value", fix="write e.g. train.lr=1e-3")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise UserError(f"override '{arg}' has no key", fix="write e.g. train.lr=1e-3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _leaf_paths(model: type[Spec], prefix: str = "") -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        out.append(prefix + name)
+        if isinstance(ann, type) and issubclass(ann, Spec):
+            out += _leaf_paths(ann, f"{prefix}{name}.")
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    for arg in overrides:
+        path, value = parse_override(arg)
+        if path[0] not in RunConfig.model_fields:
+            leafs = [p for p in _leaf_paths(RunConfig) if p.split(".")[-1] == path[0]]
+            hint = f" Did you mean '{leafs[0]}'?" if len(leafs) == 1 else did_you_mean(path[0], RunConfig.model_fields)
+            raise UserError(
+                f"unknown key '{path[0]}' in override '{arg}'.{hint}",
+                fix=f"top-level keys: {', '.join(RunConfig.model_fields)}",
+            )
+        node = data
+        for i, part in enumerate(path[:-1]):
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                if nxt is not None:
+                    raise UserError(f"'{'.'.join(path[: i + 1])}' is not a mapping", where=f"override '{arg}'")
+                nxt = node[part] = {}
+            node = nxt
+        node[path[-1]] = value
+    return data
+
+
+def apply_budget(raw: dict[str, Any], budget: str | None) -> dict[str, Any]:
+    data = copy.deepcopy(raw)
+    budgets = data.get("budgets") or {}
+    if budget is None:
+        return data
+    if budget not in budgets:
+        have = ", ".join(budgets) or "none"
+        raise UserError(
+            f"this config has no budget '{budget}'.{did_you_mean(budget, budgets)}", fix=f"budgets defined: {have}"
+        )
+    data = apply_overrides(
+        data, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in budgets[budget].items()]
+    )
+    data["budget"] = budget
+    return data
+
+
+# ---------------------------------------------------------------- validation
+
+_TYPE_NAMES = set(PRIORS.names()) | set(DATASETS.names()) | set(MODELS.names())
+# pydantic's labels for the members of a plain union (`list[float] | float`): 'list[constrained-float]', 'float'
+_UNION_MEMBER = re.compile(r"^(list|dict|tuple|set|float|int|str|bool|none|nullable|constrained-\w+)(\[.*\])?$")
+
+
+def _loc(loc: tuple) -> str:
+    from sculptcli.objectives import DIVERGENCES
+
+    names = _TYPE_NAMES | set(DIVERGENCES.names())
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in names or item.startswith(("function-", "literal[")) or _UNION_MEMBER.match(item):
+            continue  # the discriminator's tag or the union member's label pydantic puts in the path
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def format_validation(err: ValidationError, prefix: str = "") -> str:
+    from sculptcli.objectives import DIVERGENCES
+
+    lines = []
+    registry_by_field = {"prior": PRIORS, "data": DATASETS, "model": MODELS, "divergence": DIVERGENCES}
+    for e in err.errors()[:8]:
+        where = _loc(tuple(prefix.split(".")) + e["loc"] if prefix else e["loc"])
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if e["type"] == "union_tag_invalid":
+            tag = e["ctx"]["tag"]
+            last = next((p for p in reversed(where.replace("[", ".").split(".")) if p in registry_by_field), "blocks")
+            reg = registry_by_field.get(last, PRIORS)
+            msg = f"unknown {reg.kind} type '{tag}'.{did_you_mean(tag, reg.names())} Choices: {', '.join(reg.names())}"
+            where += ".type"
+        elif e["type"] == "union_tag_not_found":
+            msg = "missing key 'type'"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{where}: {msg}")
+    more = len(err.errors()) - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return "\n  ".join(lines)
+
+
+def validate_config(data: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(
+            f"invalid config\n  {format_validation(e)}",
+            where=source,
+            fix="correct the keys above (see `sculpt presets show NAME` for a valid example)",
+        ) from None
+
+
+def load_config(
+    preset: str | None = None,
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    budget: str | None = None,
+    device_is_cuda: bool = False,
+) -> RunConfig:
+    """preset or YAML -> budget -> overrides -> validated RunConfig.
+
+    budget None means: 'full' on CUDA and 'quick' on CPU when the config defines them."""
+    if (preset is None) == (config is None):
+        raise UserError(
+            "give exactly one of --preset NAME or --config FILE", fix="e.g. sculpt train --preset dsprites-mmd-gaussian"
+        )
+    path = preset_path(preset) if preset else Path(config)  # type: ignore[arg-type]
+    raw = read_yaml(path)
+    raw.setdefault("name", preset or path.stem)
+    if budget is None and isinstance(raw.get("budgets"), dict):
+        auto = "full" if device_is_cuda else "quick"
+        budget = auto if auto in raw["budgets"] else None
+    from sculptcli.priors.files import expand_prior_ref
+
+    raw = apply_budget(raw, budget)
+    if "prior" in raw:  # a referenced prior file, inlined so that overrides can reach into it
+        raw["prior"] = expand_prior_ref(raw["prior"], path.parent)
+    raw = apply_overrides(raw, overrides or [])
+    if "prior" in raw:  # `prior=NAME_OR_PATH` given as an override
+        raw["prior"] = expand_prior_ref(raw["prior"], Path.cwd())
+    return validate_config(raw, str(path))

@@ -1,0 +1,10 @@
+"""Datasets by name: each is one spec class (config + `build`) registered in DATASETS."""
+
+from sculptcli.registry import Registry
+
+DATASETS = Registry("dataset")
+
+from sculptcli.data import dsprites  # noqa: E402,F401  (registers)
+from sculptcli.data.base import ImageData  # noqa: E402
+
+__all__ = ["DATASETS", "ImageData"]

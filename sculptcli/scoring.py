@@ -1,0 +1,125 @@
+"""Scoring: encode held-out data (or read a latents file) and run the registered metrics into one report."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sculptcli import __version__
+from sculptcli.checkpoint import Checkpoint
+from sculptcli.errors import UserError
+from sculptcli.metrics import METRICS, ScoreInput
+
+DEFAULT_METRICS = ["lps", "nmse", "mmd2_prior", "cov_ratio", "prior_test", "ks"]
+
+
+def versions() -> dict[str, str]:
+    import lightgbm
+    import sklearn
+
+    return {
+        "sculpt": __version__,
+        "torch": torch.__version__,
+        "lightgbm": lightgbm.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
+    """Run each metric and merge its keys; `_settings` parts are gathered under `settings`."""
+    report: dict[str, Any] = {}
+    settings: dict[str, Any] = {
+        "n": int(inp.latents.shape[0]),
+        "d": int(inp.latents.shape[1]),
+        "seed": inp.seed,
+        **{k: v for k, v in inp.options.items()},
+    }
+    timings = {}
+    for name in names:
+        t0 = time.perf_counter()
+        part = METRICS.get(name)(inp) or {}
+        timings[name] = round(time.perf_counter() - t0, 3)
+        settings.update(part.pop("_settings", {}))
+        report.update(part)
+    settings["seconds"] = timings
+    settings["versions"] = versions()
+    report["settings"] = settings
+    return report
+
+
+def checkpoint_input(
+    ckpt: Checkpoint, n: int | None, device: torch.device, seed: int, options: dict[str, Any]
+) -> ScoreInput:
+    """Encode the first n held-out images of the checkpoint's dataset with its model (posterior means)."""
+    cfg = ckpt.config
+    model = ckpt.build_model(device)
+    data = cfg.data.build(cfg.seed, device)
+    images, factors = data.heldout(n or cfg.score.n)
+    latents = model.embed(images).cpu()
+    if not torch.isfinite(latents).all():
+        raise UserError(
+            "the model encodes held-out images to non-finite codes",
+            where=str(ckpt.path),
+            fix="the checkpoint's training diverged; use an earlier checkpoint",
+        )
+    prior = cfg.prior.build(cfg.model.latent_dim, "cpu")
+    return ScoreInput(
+        latents=latents,
+        factors=None if factors is None else factors.cpu(),
+        images=images,
+        model=model,
+        prior=prior,
+        seed=seed,
+        options=options,
+    )
+
+
+def read_latents_file(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`latents` [N, d] (and optional `factors` [N, k]) from a .safetensors or .npz file. No pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such file: {path}", fix="check the path")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: torch.from_numpy(np.asarray(f[k])) for k in f.files}
+        elif path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            arrays = load_file(str(path))
+        else:
+            raise UserError(
+                f"unsupported latents file type '{path.suffix}'",
+                where=str(path),
+                fix="give a .safetensors or .npz file holding a tensor named 'latents'",
+            )
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
+        raise UserError(
+            f"cannot read the file ({str(e).splitlines()[0][:100]})",
+            where=str(path),
+            fix="give a .safetensors or .npz (saved without pickle) holding 'latents'",
+        ) from None
+    if "latents" not in arrays:
+        raise UserError(
+            f"no tensor named 'latents' (found: {', '.join(sorted(arrays)) or 'none'})",
+            where=str(path),
+            fix="save the codes under the name 'latents'",
+        )
+    z = arrays["latents"]
+    if z.ndim != 2 or z.shape[0] < 20 or z.shape[1] < 2:
+        raise UserError(f"'latents' must be [N, d] with N ≥ 20 and d ≥ 2, got {list(z.shape)}", where=str(path))
+    if not z.is_floating_point() or not torch.isfinite(z).all():
+        raise UserError("'latents' must be finite floating-point values", where=str(path))
+    f = arrays.get("factors")
+    if f is not None and (f.ndim != 2 or f.shape[0] != z.shape[0]):
+        raise UserError(f"'factors' must be [N, k] with N = {z.shape[0]}, got {list(f.shape)}", where=str(path))
+    return z.float(), None if f is None else f.float()

@@ -1,0 +1,1 @@
+"""Training: the loop (trainer), its periodic held-out evaluation, and the terminal reporters."""

@@ -1,0 +1,169 @@
+"""Terminal reporters for a training run: a rich live dashboard on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    vals = [v for v in values[-width:] if v == v]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = hi - lo or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1) + 0.5))] for v in vals)
+
+
+def trend(values: list[float]) -> str:
+    if len(values) < 2:
+        return ""
+    d = values[-1] - values[-2]
+    return "↓" if d < -1e-3 else "↑" if d > 1e-3 else "→"
+
+
+def describe_run(cfg, device, use_bf16: bool) -> dict[str, str]:
+    div = cfg.objective.divergence
+    return {
+        "data": cfg.data.type,
+        "model": f"{cfg.model.type} L={cfg.model.layers} w={cfg.model.width} d={cfg.model.latent_dim}"
+        + (" stochastic" if cfg.model.stochastic else ""),
+        "objective": f"{cfg.objective.recon}({cfg.objective.reduction}) + {div.weight:g}·{div.type}",
+        "prior": cfg.prior.describe(),
+        "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'}",
+        "budget": f"{cfg.budget or 'as configured'} · batch {cfg.train.batch_size} · lr {cfg.train.lr:g}",
+    }
+
+
+class Reporter:
+    """Receives a run's progress; the base class is silent (used by tests and the library API)."""
+
+    def start(self, cfg, run_dir, device, total: int, step: int, use_bf16: bool) -> None: ...
+    def update(self, record: dict) -> None: ...
+    def evaluation(self, record: dict) -> None: ...
+    def message(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class PlainReporter(Reporter):
+    """One line per log step and per evaluation, for logs and pipes."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, cfg, run_dir, device, total, step, use_bf16):
+        self.total, self.t0, self.step0 = total, time.perf_counter(), step
+        self._print(f"sculpt train: {cfg.name} -> {run_dir}")
+        for k, v in describe_run(cfg, device, use_bf16).items():
+            self._print(f"  {k:9s} {v}")
+        if step:
+            self._print(f"  resuming at step {step}/{total}")
+
+    def update(self, r):
+        done = r["step"] - self.step0
+        rate = done / max(time.perf_counter() - self.t0, 1e-9)
+        eta = (self.total - r["step"]) / rate if rate > 0 else float("nan")
+        self._print(
+            f"step {r['step']:>7d}/{self.total}  loss {r['loss']:.5f}  recon {r['recon']:.5f}  "
+            f"div {r['div']:.5f}  {r['img_per_s']:.0f} img/s  eta {eta:.0f}s"
+        )
+
+    def evaluation(self, r):
+        self._print(
+            f"eval {r['step']:>7d}  held-out loss {r['heldout_loss']:.5f}  NMSE {r['nmse_db']:.2f} dB  "
+            f"LPS-linear {r['lps_linear']:.3f}  MMD² prior {r['mmd2_prior']:.4f}"
+        )
+
+    def message(self, text):
+        self._print(text)
+
+
+class RichDashboard(Reporter):
+    """A live panel: progress with ETA, loss parts, throughput, and held-out LPS/NMSE with their trends."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console()
+        self.last: dict = {}
+        self.evals: list[dict] = []
+        self.live: Live | None = None
+
+    def start(self, cfg, run_dir, device, total, step, use_bf16):
+        self.info = describe_run(cfg, device, use_bf16)
+        self.title = f"sculpt train · {cfg.name} → {run_dir}"
+        self.progress = Progress(
+            TextColumn("[bold]steps"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("train", total=total, completed=step)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def _render(self):
+        info = Table.grid(padding=(0, 2))
+        for k, v in self.info.items():
+            info.add_row(f"[dim]{k}", v)
+        stats = Table(show_edge=False, box=None, pad_edge=False)
+        for col in ("loss", "recon", "divergence", "img/s"):
+            stats.add_column(col, justify="right")
+        if self.last:
+            r = self.last
+            stats.add_row(f"{r['loss']:.5f}", f"{r['recon']:.5f}", f"{r['div']:.5f}", f"{r['img_per_s']:.0f}")
+        ev = Table(show_edge=False, box=None, pad_edge=False)
+        for col in ("held-out", "LPS-linear", "trend", "NMSE dB", "MMD² prior"):
+            ev.add_column(col, justify="right")
+        if self.evals:
+            e = self.evals[-1]
+            lps = [x["lps_linear"] for x in self.evals]
+            ev.add_row(
+                f"step {e['step']}",
+                f"{e['lps_linear']:.3f} {trend(lps)}",
+                sparkline(lps),
+                f"{e['nmse_db']:.2f}",
+                f"{e['mmd2_prior']:.4f}",
+            )
+        else:
+            ev.add_row("—", "—", "", "—", "—")
+        return Panel(Group(info, "", self.progress, "", stats, "", ev), title=self.title, border_style="cyan")
+
+    def _refresh(self):
+        if self.live:
+            self.live.update(self._render())
+
+    def update(self, r):
+        self.last = r
+        self.progress.update(self.task, completed=r["step"])
+        self._refresh()
+
+    def evaluation(self, r):
+        self.evals.append(r)
+        self._refresh()
+
+    def message(self, text):
+        self.console.print(text)
+
+    def stop(self):
+        if self.live:
+            self._refresh()
+            self.live.stop()
+            self.live = None
+
+
+def make_reporter(quiet: bool = False) -> Reporter:
+    if quiet:
+        return Reporter()
+    return RichDashboard() if sys.stdout.isatty() else PlainReporter()

@@ -1,0 +1,173 @@
+"""The training loop, top to bottom: build, (resume), step, log, evaluate, save; Ctrl-C saves."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sculptcli.checkpoint import load_checkpoint, save_checkpoint
+from sculptcli.config import RunConfig
+from sculptcli.errors import UserError
+from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
+from sculptcli.objectives import Objective
+from sculptcli.training.evaluate import evaluate
+from sculptcli.training.report import Reporter
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    total: int
+    interrupted: bool
+    last_eval: dict | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA device is available", fix="use --device cpu or auto")
+    return torch.device(name)
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator for the prior batch of `step`: a pure function of (seed, step), so resume is exact."""
+    return torch.Generator(device=device).manual_seed((seed * 0x9E3779B1 + step * 0x85EBCA77 + 1) % 2**63)
+
+
+def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporter, resume: bool = False) -> TrainResult:
+    # ---- build everything from the config
+    torch.manual_seed(cfg.seed)
+    use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    data = cfg.data.build(cfg.seed, device)
+    model = cfg.model.build(data.shape).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    prior = cfg.prior.build(cfg.model.latent_dim, device)
+    objective = Objective(cfg.objective, prior)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    forward = torch.compile(model) if cfg.train.compile else model
+    total = cfg.train.total_steps(data.n_train)
+    eval_images, _ = data.heldout(cfg.train.eval_n)
+    metrics_path, bs = run_dir / "metrics.jsonl", cfg.train.batch_size
+
+    # ---- start fresh or resume: model, optimizer, RNG, step, running window, metrics up to that step
+    step, window = 0, torch.zeros(4, device=device)  # window = [count, loss, recon, div] sums since last log
+    best = math.inf
+    if resume:
+        ckpt = load_checkpoint(run_dir / "last.safetensors")
+        model.load_state_dict(ckpt.group("model"))
+        ckpt.restore_optimizer(optimizer)
+        ckpt.restore_rng()
+        step = ckpt.step
+        window = ckpt.tensors.get("extra.window", window).to(device)
+        best = float(ckpt.tensors.get("extra.best", torch.tensor(math.inf)))
+        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["step"] <= step])
+    else:
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+
+    def save(path: Path, with_optimizer: bool = True) -> None:
+        extra = {"window": window, "best": torch.tensor(best)}
+        save_checkpoint(path, cfg, model, step, optimizer if with_optimizer else None, extra)
+
+    def check_finite() -> None:
+        sums = window.tolist()
+        if not all(math.isfinite(v) for v in sums):
+            reporter.message(f"non-finite loss by step {step}; stopped. The last good checkpoint is kept.")
+            raise UserError(
+                f"the loss became non-finite by step {step}",
+                where=str(run_dir),
+                fix="lower train.lr or the divergence weight; `--resume` restarts from the last good checkpoint",
+            )
+
+    # ---- Ctrl-C: the first finishes the current step, saves and stops; a second aborts at once
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+
+    reporter.start(cfg, run_dir, device, total, step, use_bf16)
+    last_eval = None
+    t_window, seen_window = time.perf_counter(), 0
+    model.train()
+    try:
+        while step < total and not stop.is_set():
+            # ---- one optimisation step
+            x = data.train_batch(step, bs)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                enc, logits = forward(x)
+                parts = objective(x, enc, logits, step_generator(cfg.seed, step, device))
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+            step += 1
+            window += torch.stack(
+                [torch.ones((), device=device), parts["loss"].detach(), parts["recon"].detach(), parts["div"].detach()]
+            )
+            seen_window += bs
+
+            # ---- log a window mean (the only host sync on the hot path)
+            if step % cfg.train.log_every == 0 or step == total:
+                check_finite()
+                n, loss, recon, div = window.tolist()
+                now = time.perf_counter()
+                record = {
+                    "step": step,
+                    "loss": loss / n,
+                    "recon": recon / n,
+                    "div": div / n,
+                    "img_per_s": seen_window / max(now - t_window, 1e-9),
+                    "time": time.time(),
+                }
+                append_jsonl(metrics_path, record)
+                reporter.update(record)
+                window.zero_()
+                t_window, seen_window = now, 0
+
+            # ---- evaluate on held-out data; keep the best model by held-out objective
+            if step % cfg.train.eval_every == 0 or step == total:
+                last_eval = {
+                    "step": step,
+                    "split": "heldout",
+                    **evaluate(model, objective, eval_images, prior, cfg.seed, step),
+                }
+                append_jsonl(metrics_path, last_eval)
+                reporter.evaluation(last_eval)
+                if last_eval["heldout_loss"] < best:
+                    best = last_eval["heldout_loss"]
+                    save(run_dir / "best.safetensors", with_optimizer=False)
+                t_window, seen_window = time.perf_counter(), 0
+
+            if step % cfg.train.save_every == 0 or step == total:
+                check_finite()
+                save(run_dir / "last.safetensors")
+        if stop.is_set() and step < total:
+            check_finite()
+            save(run_dir / "last.safetensors")
+            reporter.message(
+                f"interrupted: saved step {step} to {run_dir / 'last.safetensors'}; "
+                f"continue with `sculpt train --out {run_dir} --resume`"
+            )
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+        reporter.stop()
+    return TrainResult(run_dir, step, total, stop.is_set() and step < total, last_eval)

@@ -1,0 +1,1 @@
+"""Figures: prior histograms and pair plots (matplotlib, Agg backend, imported lazily)."""

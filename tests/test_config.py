@@ -1,0 +1,101 @@
+"""Config loading: presets, budgets, overrides, and errors that name the key path with a did-you-mean."""
+
+import pytest
+import yaml
+
+from sculptcli.config import RunConfig, apply_overrides, load_config, parse_override, preset_names
+from sculptcli.errors import UserError
+
+PRESETS = ["dsprites-mmd-gaussian", "dsprites-mmd-hybrid", "dsprites-vae-kl", "dsprites-betavae-kl", "dsprites-ae"]
+
+
+def test_all_issue_presets_exist():
+    assert set(PRESETS) <= set(preset_names())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("budget", ["quick", "full"])
+def test_every_preset_and_budget_validates(name, budget):
+    cfg = load_config(preset=name, budget=budget)
+    assert cfg.budget == budget
+    assert cfg.model.latent_dim == 5 and cfg.model.layers == 6
+
+
+def test_full_budget_is_the_papers():
+    cfg = load_config(preset="dsprites-mmd-gaussian", budget="full")
+    assert (cfg.train.batch_size, cfg.train.lr, cfg.train.epochs) == (512, 5e-4, 50)
+    assert cfg.objective.divergence.type == "mmd" and cfg.objective.divergence.weight == 0.3
+    assert cfg.objective.divergence.estimator == "biased"
+    assert cfg.train.total_steps(727_280) == 71_024  # ceil(50 · 727,280 / 512)
+
+
+def test_auto_budget_follows_the_device():
+    assert load_config(preset="dsprites-mmd-gaussian").budget == "quick"
+    assert load_config(preset="dsprites-mmd-gaussian", device_is_cuda=True).budget == "full"
+
+
+def test_overrides_are_typed_and_validated():
+    cfg = load_config(
+        preset="dsprites-mmd-gaussian", overrides=["train.lr=1e-3", "--model.latent_dim=8", "prior.std=2"]
+    )
+    assert cfg.train.lr == 1e-3 and cfg.model.latent_dim == 8 and cfg.prior.std == 2.0
+
+
+def test_override_parsing():
+    assert parse_override("a.b=3") == (["a", "b"], 3)
+    assert parse_override("--a=[1, 2]") == (["a"], [1, 2])
+    with pytest.raises(UserError):
+        parse_override("novalue")
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.lr_rate=1", "Did you mean 'lr'"),
+        ("lr=1e-3", "Did you mean 'train.lr'"),
+        ("modle.latent_dim=3", "Did you mean 'model'"),
+        ("prior.type=gausian", "Did you mean 'gaussian'"),
+        ("train.batch_size=-1", "train.batch_size"),
+        ("model.latent_dim=4", "latent size"),  # the hybrid prior covers 5 dims
+        ("objective.divergence={type: kl, weight: 1}", "stochastic"),
+        ("objective.divergence.type=kl", "unknown key 'kernel'"),  # mmd's keys do not fit kl
+    ],
+)
+def test_bad_overrides_name_the_key(override, fragment):
+    with pytest.raises(UserError) as e:
+        load_config(preset="dsprites-mmd-hybrid", overrides=[override])
+    assert fragment in str(e.value)
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(UserError) as e:
+        load_config(preset="dsprites-mmd-gausian")
+    assert "Did you mean 'dsprites-mmd-gaussian'" in str(e.value)
+
+
+def test_yaml_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {type: dsprites\nmodel: [")
+    with pytest.raises(UserError, match="malformed YAML"):
+        load_config(config=bad)
+    tagged = tmp_path / "tag.yaml"
+    tagged.write_text("data: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(UserError, match="malformed YAML"):
+        load_config(config=tagged)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(UserError, match="empty"):
+        load_config(config=empty)
+    with pytest.raises(UserError, match="no such file"):
+        load_config(config=tmp_path / "missing.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(preset="dsprites-mmd-hybrid", overrides=["seed=7"])
+    again = RunConfig.model_validate(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg.model_copy(update={"budgets": {}})
+    assert again.prior.block_dims() == [1, 1, 1, 2]
+
+
+def test_apply_overrides_creates_nested_maps():
+    assert apply_overrides({"seed": 1}, ["score.n=200"]) == {"seed": 1, "score": {"n": 200}}
