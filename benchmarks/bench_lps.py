@@ -2,9 +2,10 @@
 
     python benchmarks/bench_lps.py [--n 10000 --d 64 --seed 0 --json out.json --probes linear,mlp,lgbm]
 
-Latents with known structure: the first half are independent N(0, 1); every other dimension is a function of
-two of them plus 0.1·noise, cycling through sin(a)·b, a·b, tanh(2a) + 0.5·b² (nonlinear) and 0.6a - 0.8b
-(linear). Both sides use the same seeded 80/20 split (`split_indices`) and score held-out R² per dimension.
+Latents with known structure: the first half are independent N(0, 1) (a quarter of all dims are "parents",
+a quarter are independent of everything); the other half are each a function of two parents plus 0.1·noise,
+cycling through sin(a)·b, a·b, tanh(2a) + 0.5·b² (nonlinear) and 0.6a - 0.8b (linear). Both sides use the
+same seeded 80/20 split (`split_indices`) and score held-out R² per dimension.
 
 Naive baselines (what one would write by hand, full library defaults otherwise):
   linear  sklearn LinearRegression per dimension on np.delete(X, i, 1)
@@ -12,6 +13,10 @@ Naive baselines (what one would write by hand, full library defaults otherwise):
           (hidden_layer_sizes, learning_rate_init, batch_size, alpha, tol, n_iter_no_change, max_iter,
           validation_fraction) on the training-split-standardised latents
   lgbm    LGBMRegressor() per dimension (default threads), same tree hyper-parameters as ours
+
+Each naive loop is timed twice: with the libraries' default threads (the baseline the targets refer to) and
+limited to 1 thread (threadpoolctl for BLAS/OpenMP, n_jobs=1 for LightGBM). On shared cores multi-threaded
+BLAS/OpenMP can slow down by 10x or more, which would flatter our speed-ups; the 1-thread row shows that.
 
 Timings are wall-clock of the whole call (ours: `lps(...)`; naive: the loop including np.delete and
 scoring); linear is the best of 3 runs (it is milliseconds), mlp and lgbm one run each. The machine's load
@@ -40,10 +45,13 @@ VALUE_TOL = 0.01
 
 
 def make_latents(n: int, d: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Half independent N(0,1) (the first quarter are parents, the second quarter are never used again);
+    the other half are functions of two parents plus 0.1·noise."""
     rng = np.random.default_rng(seed)
     n_ind = max(2, d // 2)
+    n_par = max(2, n_ind // 2)
     z = rng.standard_normal((n, d))
-    desc = [f"z{i} ~ N(0,1)" for i in range(n_ind)]
+    desc = [f"z{i} ~ N(0,1)" + ("" if i < n_par else ", independent of all others") for i in range(n_ind)]
     kinds = [
         ("sin({a})*{b}", lambda a, b: np.sin(a) * b),
         ("{a}*{b}", lambda a, b: a * b),
@@ -51,7 +59,7 @@ def make_latents(n: int, d: int, seed: int) -> tuple[np.ndarray, list[str]]:
         ("0.6{a}-0.8{b}", lambda a, b: 0.6 * a - 0.8 * b),
     ]
     for j, i in enumerate(range(n_ind, d)):
-        a, b = (2 * j) % n_ind, (2 * j + 1) % n_ind
+        a, b = j % n_par, (j + 1 + j // n_par) % n_par
         name, f = kinds[j % len(kinds)]
         z[:, i] = f(z[:, a], z[:, b]) + 0.1 * rng.standard_normal(n)
         desc.append(f"z{i} = {name.format(a=f'z{a}', b=f'z{b}')} + 0.1 eps")
@@ -90,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--probes", default="linear,mlp,lgbm")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument(
+        "--no-naive-1thread",
+        dest="naive_1thread",
+        action="store_false",
+        help="skip the extra timing of the naive loops limited to 1 thread",
+    )
     args = ap.parse_args(argv)
 
     import lightgbm
@@ -99,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LinearRegression
     from sklearn.neural_network import MLPRegressor
+    from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     z, desc = make_latents(args.n, args.d, args.seed)
@@ -132,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
 
+    naive_1thread = {
+        "lgbm": lambda: LGBMRegressor(
+            n_estimators=LGBM_DEFAULTS["n_estimators"],
+            learning_rate=LGBM_DEFAULTS["learning_rate"],
+            num_leaves=LGBM_DEFAULTS["num_leaves"],
+            random_state=args.seed,
+            verbose=-1,
+            n_jobs=1,
+        )
+    }
+
     env = {
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -144,8 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"LPS benchmark: N={args.n}, d={args.d}, seed={args.seed}, 80/20 split")
     print("  env: " + ", ".join(f"{k}={v}" for k, v in env.items()))
-    print(f"  latents: {args.d // 2} independent N(0,1); {args.d - args.d // 2} = f(two of them) + 0.1 noise, e.g.")
-    for line in desc[args.d // 2 : args.d // 2 + 4]:
+    n_ind = max(2, args.d // 2)
+    n_par = max(2, n_ind // 2)
+    print(
+        f"  latents: {n_ind} independent N(0,1) (z0..z{n_par - 1} are parents, z{n_par}..z{n_ind - 1} independent "
+        f"of all), {args.d - n_ind} = f(two parents) + 0.1 noise, e.g."
+    )
+    for line in desc[n_ind : n_ind + 4]:
         print(f"    {line}")
 
     results = {}
@@ -154,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         r, t_ours, load_ours = timed(lambda probe=probe: lps(z, probe, seed=args.seed), repeat)
         make, std = naive[probe]
         ref, t_naive, load_naive = timed(lambda make=make, std=std: naive_loop(z, make, args.seed, std), repeat)
+        t_naive1 = load_naive1 = None
+        if args.naive_1thread:
+            with threadpool_limits(limits=1):
+                make1 = naive_1thread.get(probe, make)
+                _, t_naive1, load_naive1 = timed(
+                    lambda make=make1, std=std: naive_loop(z, make, args.seed, std), repeat
+                )
         ref_mean = float(np.mean(ref))
         diff = abs(r.mean - ref_mean)
         per_dim_diff = float(np.max(np.abs(np.array(r.per_dim) - np.array(ref))))
@@ -167,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             "time_ours_s": t_ours,
             "time_naive_s": t_naive,
             "speedup": speed,
+            "time_naive_1thread_s": t_naive1,
+            "speedup_vs_naive_1thread": None if t_naive1 is None else t_naive1 / t_ours,
+            "loadavg_naive_1thread": load_naive1,
             "target_speedup": TARGETS[probe],
             "value_ok": ok_value,
             "speed_ok": ok_speed,
@@ -185,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
             f"load {load_ours[0]:.1f}/{load_naive[0]:.1f}",
             flush=True,
         )
+        if t_naive1 is not None:
+            print(
+                f"{'':8s} naive limited to 1 thread: {t_naive1:8.3f}s  speed-up {t_naive1 / t_ours:7.1f}x  "
+                f"(load {load_naive1[0]:.1f})",
+                flush=True,
+            )
 
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -174,6 +174,10 @@ GOOD = {
             {"type": "mvn", "mean": [0, 0], "cov": [[1, 0.9], [0.9, 1]]},
         ],
     },
+    "ring": {"type": "ring", "radius": 2.0, "noise": 0.1},
+    "torus": {"type": "torus", "radius": [1.0, 2.0]},
+    "transform": {"type": "transform", "fn": "tanh", "base": {"type": "gaussian"}},
+    "empirical": {"type": "empirical", "source": "codes.npy"},  # test_valid_spec writes codes.npy
 }
 
 
@@ -183,6 +187,7 @@ def test_every_builtin_type_has_a_valid_example():
 
 @pytest.mark.parametrize("name", sorted(GOOD))
 def test_valid_spec(cli, tmp_path, name):
+    np.save(tmp_path / "codes.npy", np.zeros((10, 2), np.float32))  # the source of GOOD["empirical"]
     code, out, err = cli("prior", "validate", write_spec(tmp_path, GOOD[name]))
     assert code == 0, err
     assert out.startswith("ok") and name in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sculptcli import __version__
-from sculptcli.cli import presets, prior, score, train, traverse
+from sculptcli.cli import copy_latent, presets, prior, score, train, traverse
 
 app = typer.Typer(
     name="sculpt",
@@ -22,6 +22,11 @@ app.command(
 )(train.train)
 app.command("score", help=score.score.__doc__)(score.score)
 app.command("traverse", help=traverse.traverse.__doc__)(traverse.traverse)
+app.command(
+    "copy-latent",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=copy_latent.copy_latent.__doc__,
+)(copy_latent.copy_latent)
 app.add_typer(presets.app, name="presets")
 app.add_typer(prior.app, name="prior")
 

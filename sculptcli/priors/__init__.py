@@ -4,7 +4,15 @@ from sculptcli.registry import Registry
 
 PRIORS = Registry("prior")
 
-from sculptcli.priors import builtin  # noqa: E402,F401  (registers the built-in priors)
+# Registration order: `builtin` closes the union of every registered prior at its end (the type of product
+# blocks), so the modules registering more priors come first; `transform.base` is resolved against that union.
+from sculptcli.priors import codependent  # noqa: E402  (registers empirical, ring, torus, transform)
+
+# isort: split
+from sculptcli.priors import builtin  # noqa: E402  (registers the built-in priors; builds PriorUnion)
+
+codependent.Transform.model_rebuild(_types_namespace={"PriorUnion": builtin.PriorUnion})
+
 from sculptcli.priors.base import PriorSpec, Sampler  # noqa: E402
 
 

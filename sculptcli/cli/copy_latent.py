@@ -1,0 +1,250 @@
+"""`sculpt copy-latent`: train a fresh student against a teacher's codes (an empirical prior) and compare the two."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from sculptcli.cli.common import console, is_tty, user_errors
+
+MIN_EVAL = 20
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out that is a file, a training run, or already holds a copy (before anything is written)."""
+    from sculptcli.copying import OUTPUTS
+    from sculptcli.errors import UserError
+    from sculptcli.rundir import is_run_dir
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file", fix="give a directory for the copy")
+    held = [name for name in OUTPUTS if (out / name).exists()]
+    if held:
+        raise UserError(
+            f"{out} already holds a copy ({', '.join(held)})",
+            fix="choose another --out, or delete that directory to redo the copy",
+        )
+    if is_run_dir(out):
+        raise UserError(f"{out} holds a training run", fix="give a new directory for the copy")
+
+
+def render_report(report: dict, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("student", justify="right")
+    table.add_column("untrained", justify="right")
+    table.add_column("meaning", style="dim")
+    u = report["untrained"]
+    s = report["settings"]
+    table.add_row(
+        "MMD² to teacher",
+        f"{report['mmd2']['statistic']:.5f}",
+        f"{u['mmd2']['statistic']:.5f}",
+        f"aggregate posteriors on {s['n_eval']} held-out images · 0 = matched",
+    )
+    table.add_row(
+        "  permutation p",
+        f"{report['mmd2']['p_value']:.3f}",
+        f"{u['mmd2']['p_value']:.3f}",
+        f"{s['permutations']} permutations · p < 0.05: distinguishable from the teacher",
+    )
+    table.add_row(
+        "cov. error",
+        f"{report['cov_rel_frobenius']:.3f}",
+        f"{u['cov_rel_frobenius']:.3f}",
+        "‖C_s − C_t‖_F / ‖C_t‖_F · the co-dependent geometry",
+    )
+    table.add_row(
+        "KS max / mean",
+        f"{report['ks']['max']:.3f} / {report['ks']['mean']:.3f}",
+        f"{u['ks']['max']:.3f} / {u['ks']['mean']:.3f}",
+        "per-dimension two-sample KS vs the teacher's marginals",
+    )
+    table.add_row(
+        "NMSE dB",
+        f"{report['nmse_db']['student']:.2f}",
+        f"{u['nmse_db']:.2f}",
+        f"reconstruction · teacher {report['nmse_db']['teacher']:.2f} dB",
+    )
+    table.add_row(
+        "covariance ratio",
+        f"{report['cov_ratio']['student']:.2f}",
+        f"{u['cov_ratio']:.2f}",
+        f"Σ diag / Σ |off-diag| · teacher {report['cov_ratio']['teacher']:.2f}",
+    )
+    console.print(table)
+    console.print(
+        "[dim]per-dimension KS (student):[/] " + " ".join(f"{v:.3f}" for v in report["ks"]["per_dim"]),
+        highlight=False,
+    )
+    for note in report.get("notes", []):
+        console.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+
+
+@user_errors
+def copy_latent(
+    ctx: typer.Context,
+    teacher: Path = typer.Argument(
+        None, help="the teacher: a checkpoint (.safetensors) or run directory (default: runs/latest)"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="the copy's directory (must not hold a copy yet)"),
+    preset: str = typer.Option(None, "--preset", "-p", help="student config from a preset (default: the teacher's)"),
+    config: Path = typer.Option(None, "--config", "-c", help="student config from a YAML file"),
+    n_codes: int = typer.Option(
+        20_000, "--n-codes", min=1, help="teacher codes: posterior means of the first N images of its training stream"
+    ),
+    n_eval: int = typer.Option(
+        2000, "--n-eval", min=MIN_EVAL, help="held-out images for the comparison (capped at the held-out split)"
+    ),
+    permutations: int = typer.Option(200, "--permutations", min=1, max=10_000, help="permutations of the MMD test"),
+    bandwidth: float = typer.Option(0.0, "--bandwidth", min=0.0, help="Gaussian jitter (std) on the resampled codes"),
+    which: str = typer.Option("last", "--checkpoint", help="in the teacher's run directory: last or best"),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="student optimizer steps (overrides the budget)"),
+    seed: int = typer.Option(None, "--seed", min=0, help="the student's seed (default: the teacher's + 1)"),
+    budget: str = typer.Option(None, "--budget", help="with --preset/--config: quick or full"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no dashboard, table or log lines"),
+):
+    """Latent space copying: a fresh student learns to match a teacher's aggregate posterior by MMD.
+
+    OUT/teacher_latents.safetensors: the teacher's codes of the first --n-codes images of its training stream.
+
+    OUT/student: a run trained like the teacher (or --preset/--config) against an empirical prior on those codes.
+
+    OUT/copy_report.json, OUT/traversals.png: teacher vs student on held-out data (MMD², covariance, KS, NMSE).
+
+    Extra arguments are key=value overrides of the student's config, e.g. `objective.divergence.weight=1`.
+    """
+    from sculptcli import copying
+    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+    from sculptcli.errors import UserError
+    from sculptcli.io import atomic_write_text
+    from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.training.report import make_reporter
+    from sculptcli.training.trainer import resolve_device, train
+    from sculptcli.viz.traverse import save_figure_png
+
+    overrides = list(ctx.args)
+    stray = [a for a in overrides if "=" not in a]
+    if stray:
+        raise UserError(
+            f"unknown option or argument: {' '.join(stray)}",
+            fix="options are listed by `sculpt copy-latent --help`; overrides look like train.lr=1e-3",
+        )
+    if which not in ("last", "best"):
+        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+    if not math.isfinite(bandwidth):
+        raise UserError("--bandwidth must be finite")
+    _check_out(out)
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+
+    # ---- everything that can fail on the input, before anything is written
+    ckpt = load_checkpoint(find_checkpoint(teacher, which))
+    tcfg = ckpt.config
+    raw, notes = copying.student_config(
+        tcfg,
+        str(ckpt.path),
+        preset=preset,
+        config=config,
+        overrides=overrides,
+        seed=seed,
+        max_steps=max_steps,
+        budget=budget,
+        device_is_cuda=dev.type == "cuda",
+    )
+    available = getattr(tcfg.data, "heldout", None)
+    n_eval = min(n_eval, available) if isinstance(available, int) else n_eval
+    codes = copying.teacher_codes(ckpt, n_codes, dev)
+    seconds = {"encode": round(time.perf_counter() - t0, 3)}
+
+    # ---- write the codes, train the student against them
+    out.mkdir(parents=True, exist_ok=True)
+    latents = out / copying.LATENTS_FILE
+    copying.save_codes(
+        latents,
+        codes,
+        {
+            "teacher": str(ckpt.path.resolve()),
+            "teacher_step": str(ckpt.step),
+            "n": str(len(codes)),
+            "what": "posterior means of the first n images of the teacher's training stream",
+        },
+    )
+    cfg = copying.with_empirical_prior(raw, latents, bandwidth, f"student config ({out})")
+    run_dir = new_run_dir(cfg.name or "student", out / copying.STUDENT_DIR, resume=False)
+    point_latest(run_dir)
+    t1 = time.perf_counter()
+    result = train(cfg, run_dir, dev, make_reporter(quiet), resume=False)
+    seconds["train"] = round(time.perf_counter() - t1, 3)
+    if result.interrupted:
+        console.print(f"the comparison was skipped; continue the student with `sculpt train --out {run_dir} --resume`")
+        raise typer.Exit(130)
+
+    # ---- compare on held-out data
+    t2 = time.perf_counter()
+    student_ckpt = load_checkpoint(run_dir / "last.safetensors")
+    teacher_model = ckpt.build_model(dev)
+    student_model = student_ckpt.build_model(dev)
+    data = tcfg.data.build(tcfg.seed, dev)
+    images, _ = data.heldout(n_eval)
+    untrained = copying.untrained_model(cfg, images.shape[1:], dev)
+    report = copying.compare_models(
+        teacher_model, student_model, untrained, images, permutations=permutations, seed=cfg.seed
+    )
+    codes_eval = report.pop("_codes")
+    fig = copying.traversal_figure(
+        teacher_model,
+        student_model,
+        codes_eval["teacher"],
+        f"teacher vs student · {tcfg.name} (step {ckpt.step}) → {cfg.name} (step {student_ckpt.step})",
+    )
+    save_figure_png(fig, out / copying.TRAVERSALS_FILE)
+    seconds["compare"] = round(time.perf_counter() - t2, 3)
+
+    report = {
+        "teacher": {
+            "checkpoint": str(ckpt.path),
+            "step": ckpt.step,
+            "name": tcfg.name,
+            "prior": tcfg.prior.describe(),
+            "latent_dim": tcfg.model.latent_dim,
+            "seed": tcfg.seed,
+        },
+        "student": {
+            "run_dir": str(run_dir),
+            "checkpoint": str(student_ckpt.path),
+            "step": student_ckpt.step,
+            "name": cfg.name,
+            "prior": cfg.prior.describe(),
+            "seed": cfg.seed,
+        },
+        **report,
+        "traversals": copying.TRAVERSALS_FILE,
+        "notes": notes,
+        "settings": {
+            "n_codes": len(codes),
+            "codes": "posterior means of the first n_codes images of the teacher's training stream "
+            f"(train_batch at steps 0, 1, … of its dataset built with seed {tcfg.seed})",
+            "n_eval": len(images),
+            "eval": "the first n_eval images of the teacher's held-out split, encoded by both (posterior means)",
+            "permutations": permutations,
+            "comparison_seed": cfg.seed,
+            "kernel": "rbf×{0.5,1,2}·median (pooled, fixed over permutations), biased MMD²",
+            "bandwidth": bandwidth,
+            "untrained": "the student's architecture at step 0, initialised with the student's seed",
+            "device": dev.type,
+            "seconds": seconds,
+            "versions": copying.versions(),
+        },
+    }
+    atomic_write_text(out / copying.REPORT_FILE, json.dumps(report, indent=2))
+    if not quiet:
+        render_report(report, title=f"latent copy · teacher {ckpt.path} → student {run_dir}")
+        console.print(f"copy directory: [bold]{out}[/]" if is_tty() else f"copy directory: {out}")

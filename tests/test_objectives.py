@@ -1,0 +1,79 @@
+"""Divergences and reconstruction losses against independent references (torch.distributions, plain formulas)."""
+
+import pytest
+import torch
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
+
+from sculptcli.models.base import Encoded
+from sculptcli.objectives import DIVERGENCES, Objective, ObjectiveSpec
+from sculptcli.priors import PRIORS
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(0)
+
+
+def test_kl_matches_torch_distributions(gen):
+    mu, logvar = torch.randn(32, 4, generator=gen), torch.randn(32, 4, generator=gen) * 0.5
+    prior = PRIORS.get("gaussian")(mean=0.5, std=2.0).build(4)
+    ours = DIVERGENCES.get("kl")()(Encoded(mu, logvar, mu), prior, gen)
+    ref = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.5, 2.0)).sum(1).mean()
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_batch_kl_matches_gaussian_moment_fit(gen):
+    z = torch.randn(256, 3, generator=gen) @ torch.tensor([[1.0, 0.3, 0], [0, 1.5, 0], [0, 0, 0.5]]) + 0.2
+    ours = DIVERGENCES.get("batch_kl")()(Encoded(z, None, z), None, gen)
+    cov = torch.cov(z.T) + 1e-5 * torch.eye(3)
+    ref = kl_divergence(MultivariateNormal(z.mean(0), cov), MultivariateNormal(torch.zeros(3), torch.eye(3)))
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-4)
+    white = torch.randn(20_000, 3, generator=gen)
+    assert DIVERGENCES.get("batch_kl")()(Encoded(white, None, white), None, gen).item() < 1e-3
+
+
+def test_none_divergence_is_zero(gen):
+    z = torch.randn(8, 2, generator=gen)
+    assert DIVERGENCES.get("none")()(Encoded(z, None, z), None, gen).item() == 0.0
+
+
+def test_mmd_divergence_uses_the_prior(gen):
+    z = torch.randn(512, 2, generator=gen)
+    near = PRIORS.get("gaussian")().build(2)
+    far = PRIORS.get("gaussian")(mean=3.0).build(2)
+    mmd = DIVERGENCES.get("mmd")()
+    assert mmd(Encoded(z, None, z), near, gen).item() < 0.02 < mmd(Encoded(z, None, z), far, gen).item()
+
+
+@pytest.mark.parametrize("recon", ["bce", "mse"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_reconstruction_losses(recon, reduction, gen):
+    x = (torch.rand(4, 1, 8, 8, generator=gen) > 0.5).float()
+    logits = torch.randn(4, 1, 8, 8, generator=gen)
+    spec = ObjectiveSpec(recon=recon, reduction=reduction, divergence={"type": "none"})
+    obj = Objective(spec, PRIORS.get("gaussian")().build(2))
+    p = torch.sigmoid(logits)
+    per_pixel = -(x * p.log() + (1 - x) * (1 - p).log()) if recon == "bce" else (p - x) ** 2
+    ref = per_pixel.sum() / 4 if reduction == "sum" else per_pixel.mean()
+    z = torch.zeros(4, 2)
+    parts = obj(x, Encoded(z, None, z), logits, gen)
+    assert parts["recon"].item() == pytest.approx(ref.item(), rel=1e-5)
+    assert parts["loss"].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_weight_scales_the_divergence(gen):
+    x = torch.zeros(16, 1, 4, 4)
+    z = torch.randn(16, 2, generator=gen) + 1
+    prior = PRIORS.get("gaussian")().build(2)
+    parts = [Objective(ObjectiveSpec(divergence={"type": "mmd", "weight": w}), prior)(
+        x, Encoded(z, None, z), torch.zeros_like(x), torch.Generator().manual_seed(1)) for w in (0.0, 0.3, 3.0)]
+    assert parts[0]["loss"].item() == pytest.approx(parts[0]["recon"].item())
+    gap = [p["loss"].item() - p["recon"].item() for p in parts]
+    assert gap[2] == pytest.approx(10 * gap[1], rel=1e-5)
+
+
+def test_kl_refuses_non_gaussian_prior_and_deterministic_encoder():
+    with pytest.raises(ValueError, match="gaussian prior"):
+        DIVERGENCES.get("kl")().check(PRIORS.get("uniform")(), stochastic=True)
+    with pytest.raises(ValueError, match="stochastic"):
+        DIVERGENCES.get("kl")().check(PRIORS.get("gaussian")(), stochastic=False)
