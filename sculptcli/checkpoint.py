@@ -4,7 +4,6 @@ sculpt version, step and seed as metadata. Loading never unpickles anything."""
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,17 +11,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from sculptcli import __version__
 from sculptcli.config import RunConfig, validate_config
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
+from sculptcli.provenance import versions
 
 FORMAT = "sculpt-checkpoint"
 FORMAT_VERSION = "1"
-
-
-def _versions() -> dict[str, str]:
-    return {"sculpt": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def save_checkpoint(
@@ -42,7 +37,7 @@ def save_checkpoint(
         "step": str(step),
         "seed": str(cfg.seed),
         "prior": json.dumps(cfg.prior.model_dump(mode="json")),
-        "versions": json.dumps(_versions()),
+        "versions": json.dumps(versions()),
     }
     if optimizer is not None:
         sd = optimizer.state_dict()

@@ -16,14 +16,12 @@ The engine behind `sculpt copy-latent`, no CLI:
 from __future__ import annotations
 
 import math
-import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from sculptcli import __version__
 from sculptcli.errors import UserError
 
 DEFAULT_N_CODES = 20_000
@@ -267,21 +265,6 @@ def compare_models(
         "cov_ratio": {"teacher": t_info["cov_ratio"], "student": s_info["cov_ratio"]},
         "untrained": {**base, "nmse_db": u_info["nmse_db"], "cov_ratio": u_info["cov_ratio"]},
         "_codes": {"teacher": zt, "student": zs},
-    }
-
-
-def versions() -> dict[str, str]:
-    import numpy
-    import safetensors
-    import scipy
-
-    return {
-        "sculpt": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "safetensors": safetensors.__version__,
-        "python": platform.python_version(),
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -10,26 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from sculptcli import __version__
 from sculptcli.checkpoint import Checkpoint
 from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
+from sculptcli.provenance import versions
 
 DEFAULT_METRICS = ["lps", "nmse", "mmd2_prior", "cov_ratio", "prior_test", "ks"]
-
-
-def versions() -> dict[str, str]:
-    import lightgbm
-    import sklearn
-
-    return {
-        "sculpt": __version__,
-        "torch": torch.__version__,
-        "lightgbm": lightgbm.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:

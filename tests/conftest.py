@@ -50,3 +50,13 @@ def cli(tmp_path, monkeypatch):
         return res.exit_code, res.stdout, res.stderr
 
     return run
+
+
+def assert_user_error(result, *fragments):
+    """A CLI result (code, stdout, stderr) that is a clean user error: exit 2, 'error:' first, no traceback."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in out + err
+    assert err.startswith("error:"), err
+    for f in fragments:
+        assert f in err, (f, err)

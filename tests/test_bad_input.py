@@ -9,7 +9,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from tests.conftest import TINY
+from tests.conftest import TINY, assert_user_error
 
 
 @pytest.fixture
@@ -19,15 +19,6 @@ def trained(cli, tiny_config, tmp_path):
     )
     assert code == 0, err
     return tmp_path / "run"
-
-
-def assert_user_error(result, *fragments):
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    assert err.startswith("error:")
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def test_unknown_preset_lists_choices(cli):

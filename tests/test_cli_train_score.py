@@ -125,20 +125,27 @@ def test_overrides_reach_the_resolved_config(cli, tiny_config, tmp_path):
     assert cfg["model"]["latent_dim"] == 4 and cfg["seed"] == 3 and cfg["train"]["steps"] == 4
 
 
-@pytest.mark.parametrize("divergence, stochastic", [
-    ({"type": "mmd", "estimator": "unbiased", "kernel": "imq"}, False),
-    ({"type": "kl", "weight": 4.0}, True),
-    ({"type": "batch_kl", "weight": 1.0}, False),
-    ({"type": "none"}, False),
-    ({"type": "mmd", "bandwidth": 1.0}, True),
-])
+@pytest.mark.parametrize(
+    "divergence, stochastic",
+    [
+        ({"type": "mmd", "estimator": "unbiased", "kernel": "imq"}, False),
+        ({"type": "kl", "weight": 4.0}, True),
+        ({"type": "batch_kl", "weight": 1.0}, False),
+        ({"type": "none"}, False),
+        ({"type": "mmd", "bandwidth": 1.0}, True),
+    ],
+)
 def test_every_divergence_trains(cli, tmp_path, divergence, stochastic):
     import yaml
 
     from tests.conftest import TINY
 
-    cfg = dict(TINY, objective={"recon": "bce", "divergence": divergence},
-               model={**TINY["model"], "stochastic": stochastic}, train={**TINY["train"], "steps": 4})
+    cfg = dict(
+        TINY,
+        objective={"recon": "bce", "divergence": divergence},
+        model={**TINY["model"], "stochastic": stochastic},
+        train={**TINY["train"], "steps": 4},
+    )
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     code, _, err = cli("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "-q")
     assert code == 0, err

@@ -17,7 +17,7 @@ from scipy.stats import kstest
 from sculptcli.config import validate_config
 from sculptcli.errors import UserError
 from sculptcli.priors import PRIORS, prior_union
-from tests.conftest import TINY
+from tests.conftest import TINY, assert_user_error
 
 ADAPTER = TypeAdapter(prior_union())
 N = 100_000
@@ -29,15 +29,6 @@ def spec(d: dict):
 
 def draw(d: dict, dim: int, n: int = N, seed: int = 0) -> torch.Tensor:
     return spec(d).build(dim).sample(n, torch.Generator().manual_seed(seed))
-
-
-def assert_user_error(result, *fragments):
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture

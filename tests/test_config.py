@@ -18,7 +18,7 @@ def test_all_issue_presets_exist():
 def test_every_preset_and_budget_validates(name, budget):
     cfg = load_config(preset=name, budget=budget)
     assert cfg.budget == budget
-    assert cfg.model.latent_dim == 5 and cfg.model.layers == 6
+    assert cfg.model.latent_dim == 5 and cfg.model.layers == (4 if budget == "quick" else 6)
 
 
 def test_full_budget_is_the_papers():

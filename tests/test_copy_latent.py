@@ -20,7 +20,7 @@ from sculptcli.config import validate_config
 from sculptcli.errors import UserError
 from sculptcli.objectives.mmd import mmd2
 from sculptcli.priors import prior_union
-from tests.conftest import TINY
+from tests.conftest import TINY, assert_user_error
 
 TEACHER_STEPS, STUDENT_STEPS, N_CODES, PERMUTATIONS = 24, 30, 600, 100
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -43,15 +43,6 @@ REPORT_KEYS = {
 def invoke(*args) -> tuple[int, str, str]:
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     return res.exit_code, res.stdout, res.stderr
-
-
-def assert_user_error(result, *fragments):
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 @pytest.fixture(scope="module")

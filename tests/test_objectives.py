@@ -65,8 +65,12 @@ def test_weight_scales_the_divergence(gen):
     x = torch.zeros(16, 1, 4, 4)
     z = torch.randn(16, 2, generator=gen) + 1
     prior = PRIORS.get("gaussian")().build(2)
-    parts = [Objective(ObjectiveSpec(divergence={"type": "mmd", "weight": w}), prior)(
-        x, Encoded(z, None, z), torch.zeros_like(x), torch.Generator().manual_seed(1)) for w in (0.0, 0.3, 3.0)]
+    parts = [
+        Objective(ObjectiveSpec(divergence={"type": "mmd", "weight": w}), prior)(
+            x, Encoded(z, None, z), torch.zeros_like(x), torch.Generator().manual_seed(1)
+        )
+        for w in (0.0, 0.3, 3.0)
+    ]
     assert parts[0]["loss"].item() == pytest.approx(parts[0]["recon"].item())
     gap = [p["loss"].item() - p["recon"].item() for p in parts]
     assert gap[2] == pytest.approx(10 * gap[1], rel=1e-5)

@@ -15,17 +15,9 @@ from safetensors.numpy import load_file
 from sculptcli.config import preset_names
 from sculptcli.priors import PRIORS
 from sculptcli.priors.files import prior_preset_names
+from tests.conftest import assert_user_error
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_user_error(result, *fragments):
-    code, out, err = result
-    assert code == 2, (code, out, err)
-    assert "Traceback" not in out + err
-    assert err.startswith("error:"), err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def write_spec(tmp_path: Path, spec: dict, name: str = "p.yaml") -> str:

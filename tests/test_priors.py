@@ -1,6 +1,5 @@
 """Prior specs: validation, and sample statistics against the declared distributions."""
 
-
 import pytest
 import torch
 from pydantic import TypeAdapter, ValidationError

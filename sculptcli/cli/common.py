@@ -36,3 +36,15 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def overrides_from(ctx: typer.Context, command: str) -> list[str]:
+    """The extra `key=value` arguments of a command; anything else is an unknown option (UserError)."""
+    args = list(ctx.args)
+    stray = [a for a in args if "=" not in a]
+    if stray:
+        raise UserError(
+            f"unknown option or argument: {' '.join(stray)}",
+            fix=f"options are listed by `sculpt {command} --help`; overrides look like train.lr=1e-3",
+        )
+    return args

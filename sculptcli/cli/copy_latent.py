@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sculptcli.cli.common import console, is_tty, user_errors
+from sculptcli import provenance
+from sculptcli.cli.common import console, is_tty, overrides_from, user_errors
 
 MIN_EVAL = 20
 
@@ -130,13 +131,7 @@ def copy_latent(
     from sculptcli.training.trainer import resolve_device, train
     from sculptcli.viz.traverse import save_figure_png
 
-    overrides = list(ctx.args)
-    stray = [a for a in overrides if "=" not in a]
-    if stray:
-        raise UserError(
-            f"unknown option or argument: {' '.join(stray)}",
-            fix="options are listed by `sculpt copy-latent --help`; overrides look like train.lr=1e-3",
-        )
+    overrides = overrides_from(ctx, "copy-latent")
     if which not in ("last", "best"):
         raise UserError(f"--checkpoint must be last or best, not '{which}'")
     if not math.isfinite(bandwidth):
@@ -241,7 +236,7 @@ def copy_latent(
             "untrained": "the student's architecture at step 0, initialised with the student's seed",
             "device": dev.type,
             "seconds": seconds,
-            "versions": copying.versions(),
+            "versions": provenance.versions(),
         },
     }
     atomic_write_text(out / copying.REPORT_FILE, json.dumps(report, indent=2))

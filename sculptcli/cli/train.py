@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sculptcli.cli.common import console, is_tty, user_errors
+from sculptcli.cli.common import console, is_tty, overrides_from, user_errors
 
 
 @user_errors
@@ -38,13 +38,7 @@ def train(
     from sculptcli.training.trainer import resolve_device
     from sculptcli.training.trainer import train as run_training
 
-    overrides = list(ctx.args)
-    stray = [a for a in overrides if "=" not in a]
-    if stray:
-        raise UserError(
-            f"unknown option or argument: {' '.join(stray)}",
-            fix="options are listed by `sculpt train --help`; overrides look like train.lr=1e-3",
-        )
+    overrides = overrides_from(ctx, "train")
     dev = resolve_device(device)
     if resume:
         if preset or config or overrides or seed is not None or budget:
