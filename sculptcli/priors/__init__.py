@@ -4,21 +4,19 @@ from sculptcli.registry import Registry
 
 PRIORS = Registry("prior")
 
-# Registration order: `builtin` closes the union of every registered prior at its end (the type of product
-# blocks), so the modules registering more priors come first; `transform.base` is resolved against that union.
-from sculptcli.priors import codependent  # noqa: E402  (registers empirical, ring, torus, transform)
-
-# isort: split
-from sculptcli.priors import builtin  # noqa: E402  (registers the built-in priors; builds PriorUnion)
-
-codependent.Transform.model_rebuild(_types_namespace={"PriorUnion": builtin.PriorUnion})
-
+from sculptcli.priors import builtin, codependent  # noqa: E402,F401  (register the priors)
 from sculptcli.priors.base import PriorSpec, Sampler  # noqa: E402
+
+# Priors that nest priors (product blocks, transform.base) refer to `PriorUnion`: the union of everything
+# registered above, closed here once all modules have registered.
+PriorUnion = PRIORS.union()
+for _name, _cls in PRIORS.items():
+    _cls.model_rebuild(_types_namespace={"PriorUnion": PriorUnion})
 
 
 def prior_union():
     """The pydantic type of a prior spec: any registered prior, chosen by `type`."""
-    return PRIORS.union()
+    return PriorUnion
 
 
-__all__ = ["PRIORS", "PriorSpec", "Sampler", "prior_union"]
+__all__ = ["PRIORS", "PriorSpec", "PriorUnion", "Sampler", "prior_union"]

@@ -158,7 +158,3 @@ class Product(PriorSpec):
     def describe(self) -> str:
         inner = ", ".join(f"{k}×{b.describe()}" for b, k in zip(self.blocks, self.block_dims(), strict=True))
         return f"product[{inner}]"
-
-
-PriorUnion = PRIORS.union()
-Product.model_rebuild(_types_namespace={"PriorUnion": PriorUnion})

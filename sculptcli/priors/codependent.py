@@ -1,9 +1,7 @@
 """Priors for the shapes a factorised prior cannot express: `empirical` (resampled codes, e.g. a teacher's aggregate
 posterior), `ring` and `torus` (circular factors), and `transform` (a 1-D prior pushed through an elementwise map).
 
-Registration order matters: `sculptcli.priors` imports this module before `builtin`, whose union of every
-registered prior (the type of a product block, and of `transform.base`) is built at its end; `Transform` is
-rebuilt against that union in `sculptcli/priors/__init__.py`.
+`transform.base` refers to `PriorUnion`, closed over every registered prior in `sculptcli/priors/__init__.py`.
 
 `empirical` reads its codes without pickle: `.safetensors` (tensor `latents`) or `.npy` (`allow_pickle=False`).
 Validation checks the file early (existence, shape, dtype, finite values, streamed in chunks) and remembers the
