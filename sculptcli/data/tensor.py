@@ -1,0 +1,224 @@
+"""Your own images from one file: `data: {type: tensor, path: images.safetensors}` (or an .npz).
+
+The file holds `images` and, optionally, `factors`:
+
+    images    uint8 [N, H, W] (grayscale), [N, H, W, C] (channels last, C ≤ 4) or [N, C, H, W] (channels
+              first, C ≤ 4), values 0…255; or a float array of the same shapes with values in [0, 1]
+    factors   [N, k] numbers (ground-truth factor values, used by the factor metrics), optional
+
+A 4-D array is read as channels first when its second axis is ≤ 4 and its last axis is not, else channels
+last. .npz files are read with `allow_pickle=False`; nothing is ever unpickled. At config validation only the
+file's header is read (existence, names, shapes); the arrays are loaded at build, converted to float
+(N, C, H, W) in [0, 1] and moved to the device once. A fixed seeded split (the same for every run seed) is
+held out and never trained on. `pad_to` zero-pads the images, centred, to pad_to × pad_to.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveInt, model_validator
+from torch import Tensor
+
+from sculptcli.data import DATASETS
+from sculptcli.data.base import EpochSampler, ImageData
+from sculptcli.errors import UserError
+from sculptcli.registry import Spec
+
+HELDOUT_SEED = 1_000_017  # the held-out split is drawn with this seed, never with the run seed
+SUFFIXES = (".safetensors", ".npz")
+
+
+def read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, dtype name) of every array in the file, without loading the data. ValueError if unreadable."""
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    if path.suffix not in SUFFIXES:
+        raise ValueError(f"unsupported file type '{path.suffix}' ({path}): give a .safetensors or .npz file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            out = {}
+            with safe_open(str(path), "np") as f:
+                names = f.keys()
+                for k in names:
+                    s = f.get_slice(k)
+                    out[k] = (tuple(s.get_shape()), str(s.get_dtype()).lower())
+            return out
+        out = {}
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not name.endswith(".npy"):
+                    continue
+                with z.open(name) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                out[name[: -len(".npy")]] = (tuple(shape), dtype.name)
+        return out
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file
+        raise ValueError(
+            f"cannot read {path} ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+        ) from None
+
+
+def check_header(arrays: dict[str, tuple[tuple[int, ...], str]], path: Path) -> tuple[int, tuple[int, int, int]]:
+    """(N, (C, H, W)) of the file's images, or ValueError saying what is wrong."""
+    if "images" not in arrays:
+        found = ", ".join(sorted(arrays)) or "none"
+        raise ValueError(f"{path} has no array named 'images' (found: {found})")
+    shape, dtype = arrays["images"]
+    if dtype not in ("uint8", "u8") and not dtype.startswith(("float", "f16", "f32", "f64", "bf16")):
+        raise ValueError(f"'images' must be uint8 (0…255) or float in [0, 1], got {dtype}")
+    chw = image_layout(shape)
+    n = shape[0]
+    if "factors" in arrays:
+        fshape, fdtype = arrays["factors"]
+        if len(fshape) != 2 or fshape[0] != n:
+            raise ValueError(f"'factors' must be [N, k] with N = {n} (the number of images), got {list(fshape)}")
+        if fdtype == "bool" or fdtype.startswith(("str", "object", "<U", "|S")):
+            raise ValueError(f"'factors' must be numbers, got {fdtype}")
+    return n, chw
+
+
+def image_layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(C, H, W) of an images array of `shape`, or ValueError."""
+    if len(shape) == 3:
+        n, h, w = shape
+        c = 1
+    elif len(shape) == 4:
+        if shape[1] <= 4 and shape[3] > 4:
+            n, c, h, w = shape
+        elif shape[3] <= 4:
+            n, h, w, c = shape
+        else:
+            raise ValueError(f"cannot tell the channel axis of 'images' {list(shape)}: put 1–4 channels first or last")
+    else:
+        raise ValueError(f"'images' must be [N, H, W], [N, H, W, C] or [N, C, H, W], got rank {len(shape)}")
+    if min(n, c, h, w) < 1:
+        raise ValueError(f"'images' is empty: {list(shape)}")
+    return c, h, w
+
+
+def load_arrays(path: Path) -> dict[str, Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    with np.load(path, allow_pickle=False) as f:
+        return {k: torch.from_numpy(np.array(f[k])) for k in f.files if k in ("images", "factors")}
+
+
+def to_nchw(images: Tensor, where: str) -> Tensor:
+    """uint8 or float images in any accepted layout -> float32 (N, C, H, W) in [0, 1]."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    elif images.shape[1] > 4 or images.shape[3] <= 4:  # channels last (same rule as image_layout)
+        images = images.permute(0, 3, 1, 2)
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0).contiguous()
+    x = images.float().contiguous()
+    if not torch.isfinite(x).all():
+        raise UserError("'images' holds non-finite values", where=where, fix="give finite values in [0, 1]")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < 0.0 or hi > 1.0:
+        raise UserError(
+            f"float 'images' must lie in [0, 1], found values from {lo:.4g} to {hi:.4g}",
+            where=where,
+            fix="divide by 255 (or save uint8 0…255)",
+        )
+    return x
+
+
+class TensorData(ImageData):
+    """Images from a file, on the device; training batches over all but the held-out split."""
+
+    def __init__(self, spec: TensorSpec, seed: int, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.seed = seed
+        path = Path(spec.path).expanduser()
+        where = str(path)
+        arrays = load_arrays(path)
+        images = to_nchw(arrays["images"], where)
+        if spec.pad_to:
+            c, h, w = images.shape[1:]
+            top, left = (spec.pad_to - h) // 2, (spec.pad_to - w) // 2
+            padded = torch.zeros(images.shape[0], c, spec.pad_to, spec.pad_to)
+            padded[:, :, top : top + h, left : left + w] = images
+            images = padded
+        factors = arrays.get("factors")
+        if factors is not None:
+            factors = factors.float()
+            if not torch.isfinite(factors).all():
+                raise UserError("'factors' holds non-finite values", where=where, fix="give finite factor values")
+        n = images.shape[0]
+        n_heldout = spec.heldout_count(n)
+        g = torch.Generator().manual_seed(HELDOUT_SEED)
+        draw = torch.randperm(n, generator=g)[:n_heldout]
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[draw] = False
+        self.images = images.to(self.device)
+        self.factors = None if factors is None else factors.to(self.device)
+        self.shape = tuple(images.shape[1:])  # type: ignore[assignment]
+        self.binary = bool(((self.images == 0) | (self.images == 1)).all())
+        self.factor_names = None if factors is None else tuple(f"factor_{i}" for i in range(factors.shape[1]))
+        self.factor_sizes = None
+        self.heldout_index = draw.to(self.device)
+        self.train_index = keep.nonzero().squeeze(1).to(self.device)
+        self.n_train = n - n_heldout
+        self._samplers: dict[int, EpochSampler] = {}
+
+    def train_batch(self, step: int, batch_size: int) -> Tensor:
+        sampler = self._samplers.get(batch_size)
+        if sampler is None:
+            sampler = self._samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
+        return self.images[self.train_index[sampler.indices(step)]]
+
+    def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """The first `n` held-out images (all of them if n is None or larger than the split) and factors."""
+        total = self.heldout_index.numel()
+        idx = self.heldout_index[: total if n is None else max(0, min(n, total))]
+        return self.images[idx], None if self.factors is None else self.factors[idx]
+
+
+@DATASETS.register
+class TensorSpec(Spec):
+    """Your own images from a .safetensors or .npz file holding `images` (and optional `factors`)."""
+
+    type: Literal["tensor"] = "tensor"
+    path: str = Field(description="a .safetensors or .npz file holding `images` (and optional `factors` [N, k])")
+    heldout: PositiveInt | float = Field(
+        0.1, description="the fixed held-out split: a fraction in (0, 1) of the images, or a count"
+    )
+    pad_to: PositiveInt | None = Field(None, description="centred zero padding to pad_to × pad_to pixels")
+
+    @model_validator(mode="after")
+    def _check_file(self):
+        path = Path(self.path).expanduser()
+        n, (c, h, w) = check_header(read_header(path), path)
+        if isinstance(self.heldout, float) and not 0.0 < self.heldout < 1.0:
+            raise ValueError(f"heldout must be a fraction in (0, 1) or a count, got {self.heldout}")
+        k = self.heldout_count(n)
+        if not 0 < k < n:
+            raise ValueError(f"heldout must leave between 1 and {n - 1} held-out images (the file has {n}), got {k}")
+        if self.pad_to is not None and self.pad_to < max(h, w):
+            raise ValueError(f"pad_to {self.pad_to} is smaller than the {h}×{w} images")
+        return self
+
+    def heldout_count(self, n: int) -> int:
+        return max(1, round(self.heldout * n)) if isinstance(self.heldout, float) else self.heldout
+
+    def image_shape(self) -> tuple[int, int, int]:
+        path = Path(self.path).expanduser()
+        _, (c, h, w) = check_header(read_header(path), path)
+        return (c, self.pad_to, self.pad_to) if self.pad_to else (c, h, w)
+
+    def build(self, seed: int, device: torch.device | str = "cpu") -> TensorData:
+        return TensorData(self, seed, torch.device(device))
