@@ -21,6 +21,16 @@ class ImageData(ABC):
     factor_sizes: tuple[int, ...] | None = None  # None for a continuous factor
     n_train: int
     device: torch.device
+    seed: int
+    train_index: Tensor  # (n_train,) ids of the training items, on `device`
+
+    def train_indices(self, step: int, batch_size: int) -> Tensor:
+        """Ids (from `train_index`) of the training batch at `step`: one seeded permutation per epoch."""
+        samplers: dict[int, EpochSampler] = self.__dict__.setdefault("_samplers", {})
+        sampler = samplers.get(batch_size)
+        if sampler is None:
+            sampler = samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
+        return self.train_index[sampler.indices(step)]
 
     @abstractmethod
     def train_batch(self, step: int, batch_size: int) -> Tensor:

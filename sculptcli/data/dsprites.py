@@ -26,7 +26,7 @@ from pydantic import Field
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import EpochSampler, ImageData
+from sculptcli.data.base import ImageData
 from sculptcli.registry import Spec
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
@@ -217,15 +217,7 @@ class DSprites(ImageData):
         self.heldout_index = draw.to(self.device)  # held-out flat indices in draw order
         self.train_index = keep.nonzero().squeeze(1).to(self.device)  # sorted training flat indices
         self.n_train = N_IMAGES - n_heldout
-        self._samplers: dict[int, EpochSampler] = {}
         self._heldout_images = torch.empty(0, *self.shape, device=self.device)
-
-    def train_indices(self, step: int, batch_size: int) -> Tensor:
-        """Flat indices of the training batch at `step` (long (B,) on device)."""
-        sampler = self._samplers.get(batch_size)
-        if sampler is None:
-            sampler = self._samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
-        return self.train_index[sampler.indices(step)]
 
     def train_batch(self, step: int, batch_size: int) -> Tensor:
         return render(index_to_factors(self.train_indices(step, batch_size)))

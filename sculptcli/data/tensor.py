@@ -25,7 +25,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import EpochSampler, ImageData
+from sculptcli.data.base import ImageData
 from sculptcli.errors import UserError
 from sculptcli.registry import Spec
 
@@ -173,13 +173,9 @@ class TensorData(ImageData):
         self.heldout_index = draw.to(self.device)
         self.train_index = keep.nonzero().squeeze(1).to(self.device)
         self.n_train = n - n_heldout
-        self._samplers: dict[int, EpochSampler] = {}
 
     def train_batch(self, step: int, batch_size: int) -> Tensor:
-        sampler = self._samplers.get(batch_size)
-        if sampler is None:
-            sampler = self._samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
-        return self.images[self.train_index[sampler.indices(step)]]
+        return self.images[self.train_indices(step, batch_size)]
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all of them if n is None or larger than the split) and factors."""

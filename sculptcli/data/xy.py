@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import EpochSampler, ImageData
+from sculptcli.data.base import ImageData
 from sculptcli.registry import Spec
 
 RES = 84  # the generated frame, before padding
@@ -103,7 +103,6 @@ class XYData(ImageData):
         self.heldout_index = draw.to(self.device)  # held-out rows of the table, in draw order
         self.train_index = keep.nonzero().squeeze(1).to(self.device)  # sorted training rows
         self.n_train = n - spec.heldout
-        self._samplers: dict[int, EpochSampler] = {}
         self._heldout_images: Tensor | None = None
 
     def render_rows(self, rows: Tensor) -> Tensor:
@@ -112,13 +111,6 @@ class XYData(ImageData):
         c = f[:, 2] if len(self._colours) > 1 else torch.full_like(f[:, 0], self._colours[0])
         r = f[:, -1] if len(self._radii) > 1 else torch.full_like(f[:, 0], float(self._radii[0]))
         return render(f[:, 0], f[:, 1], c, r, self.pad_to)
-
-    def train_indices(self, step: int, batch_size: int) -> Tensor:
-        """Table rows of the training batch at `step` (long (B,) on device)."""
-        sampler = self._samplers.get(batch_size)
-        if sampler is None:
-            sampler = self._samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
-        return self.train_index[sampler.indices(step)]
 
     def train_batch(self, step: int, batch_size: int) -> Tensor:
         return self.render_rows(self.train_indices(step, batch_size))
