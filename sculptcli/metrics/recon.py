@@ -9,17 +9,6 @@ from torch import Tensor
 
 
 @torch.no_grad()
-def reconstruct(model, images: Tensor, batch_size: int = 512) -> Tensor:
-    """sigmoid(decode(posterior mean)) for every image, in batches, on the model's device."""
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(device)
-        out.append(torch.sigmoid(model.decode(model.encode(x, sample=False).mean).float()))
-    return torch.cat(out)
-
-
-@torch.no_grad()
 def nmse(model, images: Tensor, batch_size: int = 512) -> tuple[float, float]:
     """(NMSE linear, NMSE dB) over the whole set (global sums, not a mean of per-image ratios)."""
     device = next(model.parameters()).device

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
@@ -53,16 +52,3 @@ def prior_figure(samples, title: str = "", max_dims: int = 8, scatter_n: int = 3
     fig.suptitle(textwrap.fill(f"{title}{shown}", width) + f"\nn={len(x)}", fontsize=10)
     FigureCanvasAgg(fig)
     return fig
-
-
-def save_prior_plot(samples, path: Path, title: str = "", max_dims: int = 8) -> Path:
-    """Draw `prior_figure` and write it atomically to `path` (format from its suffix: png, pdf or svg)."""
-    from sculptcli.io import atomic_write
-
-    path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(f"unsupported figure format '{path.suffix}' (use one of: {', '.join(FORMATS)})")
-    fig = prior_figure(samples, title=title, max_dims=max_dims)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt))
-    return path
