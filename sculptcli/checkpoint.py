@@ -27,8 +27,10 @@ def save_checkpoint(
     step: int,
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, torch.Tensor] | None = None,
+    aux: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
 ) -> None:
-    """Atomically write model weights (and optimizer state, RNG state and `extra` tensors if given)."""
+    """Atomically write model weights (and optimizer state, RNG state, `extra` tensors and an auxiliary
+    network with its optimizer — FactorVAE's discriminator — if given)."""
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -40,18 +42,26 @@ def save_checkpoint(
         "versions": json.dumps(versions()),
     }
     if optimizer is not None:
-        sd = optimizer.state_dict()
-        for i, state in sd["state"].items():
-            for k, v in state.items():
-                t = v if torch.is_tensor(v) else torch.tensor(v)
-                tensors[f"optim.{i}.{k}"] = t.detach().contiguous().cpu()
-        meta["optim_param_groups"] = json.dumps(sd["param_groups"])
+        _put_optimizer(tensors, meta, "optim", optimizer)
         tensors["rng.cpu"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().contiguous().cpu()
+    if aux is not None:
+        tensors.update({f"aux.{k}": v.detach().contiguous().cpu() for k, v in aux[0].state_dict().items()})
+        if optimizer is not None:
+            _put_optimizer(tensors, meta, "auxoptim", aux[1])
     atomic_write(path, lambda p: save_file(tensors, str(p), metadata=meta))
+
+
+def _put_optimizer(tensors: dict, meta: dict, prefix: str, optimizer: torch.optim.Optimizer) -> None:
+    sd = optimizer.state_dict()
+    for i, state in sd["state"].items():
+        for k, v in state.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"{prefix}.{i}.{k}"] = t.detach().contiguous().cpu()
+    meta[f"{prefix}_param_groups"] = json.dumps(sd["param_groups"])
 
 
 @dataclass
@@ -81,10 +91,10 @@ class Checkpoint:
             ) from None
         return model.to(device).eval()
 
-    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        groups = json.loads(self.meta["optim_param_groups"])
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer, prefix: str = "optim") -> None:
+        groups = json.loads(self.meta[f"{prefix}_param_groups"])
         state: dict[int, dict] = {}
-        for k, v in self.group("optim").items():
+        for k, v in self.group(prefix).items():
             i, name = k.split(".", 1)
             state.setdefault(int(i), {})[name] = v
         optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -25,23 +28,46 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out (default: runs/latest)"),
     no_score: bool = typer.Option(False, "--no-score", help="skip the final held-out scoring"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no dashboard or log lines"),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="where the dataset's files are (mnist, cifar10, tinyimagenet; sets data.root)"
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="fetch the dataset into --data-dir if it is missing (the only network use)"
+    ),
+    seeds: int = typer.Option(
+        1, "--seeds", min=1, help="train this many runs with seeds seed, seed+1, … (into <out>/seed-<s>)"
+    ),
+    nproc: int = typer.Option(
+        1, "--nproc", min=1, help="processes (one per GPU) for DistributedDataParallel, launched with torchrun"
+    ),
 ):
     """Train an autoencoder whose latent distribution is sculpted toward the declared prior.
 
     Extra arguments are key=value overrides of the config, e.g. `train.lr=1e-3 model.latent_dim=8`.
     """
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        _launch_torchrun(nproc)
     from sculptcli.checkpoint import load_checkpoint
     from sculptcli.config import load_config, validate_config
     from sculptcli.errors import UserError
     from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.training.distributed import from_env
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import resolve_device
     from sculptcli.training.trainer import train as run_training
 
     overrides = overrides_from(ctx, "train")
-    dev = resolve_device(device)
+    dist = from_env(resolve_device(device))
+    dev = dist.device(resolve_device(device))
+    if not dist.main:
+        quiet, no_score = True, True
+    data_overrides = ([f"data.root={data_dir}"] if data_dir is not None else []) + (
+        ["data.download=true"] if download else []
+    )
+    if resume and seeds > 1:
+        raise UserError("--resume continues one run", fix="resume each seed's run directory with its own --out")
     if resume:
-        if preset or config or overrides or seed is not None or budget:
+        if preset or config or overrides or data_overrides or seed is not None or budget:
             raise UserError(
                 "--resume continues a run with its own config",
                 fix="give only --out (and optionally --max-steps); start a new run to change the config",
@@ -61,18 +87,34 @@ def train(
             [f"train.steps={max_steps}", "train.epochs=null"] if max_steps is not None else []
         )
         cfg = load_config(preset, config, overrides + extra, budget, device_is_cuda=dev.type == "cuda")
-        run_dir = new_run_dir(cfg.name or "run", out, resume=False)
-    if resume and max_steps is not None:
+        if data_overrides:
+            _check_data_flags(cfg, data_dir, download)
+            cfg = load_config(
+                preset, config, overrides + extra + data_overrides, budget, device_is_cuda=dev.type == "cuda"
+            )
+        if seeds > 1:
+            _train_seeds(cfg, out, seeds, dev, quiet, no_score)
+            return
+        run_dir = new_run_dir(cfg.name or "run", out, resume=False) if dist.main else None
+        run_dir = dist.broadcast(run_dir)
+    if resume and max_steps is not None and dist.main:
         from sculptcli.io import atomic_write_text
 
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    if out is None or not resume:
+    if (out is None or not resume) and dist.main:
         point_latest(run_dir)
 
-    result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resume)
+    try:
+        result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resume, dist=dist)
+    finally:
+        dist.close()
     if result.interrupted:
         raise typer.Exit(130)
+    _finish(cfg, run_dir, dev, quiet, no_score)
 
+
+def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
+    """Score the finished run on held-out data (scores.json) and say where it is."""
     if not no_score:
         from sculptcli.checkpoint import load_checkpoint as load
         from sculptcli.io import atomic_write_text
@@ -92,3 +134,55 @@ def train(
             render_report(report, title=f"held-out scores · {run_dir}")
     if not quiet:
         console.print(f"run directory: [bold]{run_dir}[/]" if is_tty() else f"run directory: {run_dir}")
+
+
+def _check_data_flags(cfg, data_dir: Path | None, download: bool) -> None:
+    from sculptcli.errors import UserError
+
+    fields = type(cfg.data).model_fields
+    for flag, key, given in (("--data-dir", "root", data_dir is not None), ("--download", "download", download)):
+        if given and key not in fields:
+            raise UserError(
+                f"{flag} does not apply to the '{cfg.data.type}' dataset (it reads no downloadable files)",
+                fix="drop the flag; it is for mnist, cifar10 and tinyimagenet",
+            )
+
+
+def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: bool) -> None:
+    """`--seeds N`: N independent runs of one config, seeds cfg.seed … cfg.seed+N−1, under one parent directory."""
+    from sculptcli.config import validate_config
+    from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.training.report import make_reporter
+    from sculptcli.training.trainer import train as run_training
+
+    parent = out if out is not None else new_run_dir(cfg.name or "run", None, resume=False)
+    for s in range(cfg.seed, cfg.seed + seeds):
+        one = validate_config({**cfg.model_dump(mode="json"), "seed": s}, "--seeds")
+        run_dir = new_run_dir("", Path(parent) / f"seed-{s}", resume=False)
+        point_latest(run_dir)
+        if not quiet:
+            console.print(f"seed {s} ({s - cfg.seed + 1}/{seeds}) → {run_dir}")
+        result = run_training(one, run_dir, dev, make_reporter(quiet))
+        if result.interrupted:
+            raise typer.Exit(130)
+        _finish(one, run_dir, dev, quiet, no_score)
+    if not quiet:
+        console.print(f"{seeds} runs in {parent}; compare them with `sculpt score --aggregate {parent}/seed-*`")
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Re-run this command under torchrun with `nproc` processes (and without --nproc), then exit with its code."""
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    cmd += ["-m", "sculptcli", *args]
+    raise typer.Exit(subprocess.call(cmd))

@@ -1,13 +1,15 @@
-"""Divergences between the encoded batch and the prior: mmd, kl, batch_kl (AE-KLD control) and none."""
+"""Divergences between the encoded batch and the prior: mmd, kl, batch_kl, tcvae, factor_tc and none."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, NonNegativeFloat, field_validator
-from torch import Tensor
+import torch.nn.functional as F
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from torch import Tensor, nn
 
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
@@ -16,17 +18,56 @@ from sculptcli.priors.base import PriorSpec, Sampler
 from sculptcli.registry import Spec
 
 
+@dataclass
+class DivergenceContext:
+    """What a divergence may need beyond the batch: the training-set size and its auxiliary network."""
+
+    n_data: int | None = None  # training examples (the β-TCVAE minibatch-weighted estimator needs it)
+    aux: nn.Module | None = None  # the divergence's own trained network (FactorVAE's discriminator)
+
+
 class DivergenceSpec(Spec):
     weight: NonNegativeFloat = 1.0
     needs_stochastic_encoder: ClassVar[bool] = False
+    needs_gaussian_prior: ClassVar[bool] = False
 
     def check(self, prior: PriorSpec, stochastic: bool) -> None:
         """Raise ValueError when this divergence cannot be used with that prior or encoder."""
         if self.needs_stochastic_encoder and not stochastic:
             raise ValueError(f"divergence '{self.type}' needs a stochastic encoder (set model.stochastic=true)")
+        if self.needs_gaussian_prior and prior.type != "gaussian":
+            raise ValueError(
+                f"{self.type} needs a gaussian prior, not '{prior.type}' (use divergence type mmd instead)"
+            )
 
-    def __call__(self, enc: Encoded, prior: Sampler, generator: torch.Generator) -> Tensor:
+    def __call__(
+        self, enc: Encoded, prior: Sampler, generator: torch.Generator, ctx: DivergenceContext | None = None
+    ) -> Tensor:
         raise NotImplementedError
+
+    # ---- an auxiliary network trained alongside the autoencoder (none by default)
+    def make_aux(self, latent_dim: int) -> nn.Module | None:
+        return None
+
+    def make_aux_optimizer(self, aux: nn.Module) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def aux_loss(self, aux: nn.Module, z: Tensor, generator: torch.Generator) -> Tensor:
+        """The auxiliary network's own loss on detached codes `z`."""
+        raise NotImplementedError
+
+
+def gaussian_log_density(x: Tensor, mean: Tensor | float, logvar: Tensor | float) -> Tensor:
+    """Elementwise log N(x; mean, exp(logvar))."""
+    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
+    return -0.5 * (math.log(2 * math.pi) + logvar + (x - mean) ** 2 * torch.exp(-logvar))
+
+
+def permute_dims(z: Tensor, generator: torch.Generator) -> Tensor:
+    """Each column shuffled independently across the batch: a sample of the product of the marginals."""
+    b, d = z.shape
+    idx = torch.argsort(torch.rand(b, d, generator=generator, device=z.device), dim=0)
+    return torch.gather(z, 0, idx)
 
 
 @DIVERGENCES.register
@@ -47,7 +88,7 @@ class MMD(DivergenceSpec):
             raise ValueError("scales must be positive")
         return v
 
-    def __call__(self, enc, prior, generator):
+    def __call__(self, enc, prior, generator, ctx=None):
         z = enc.z.float()
         target = prior.sample(z.shape[0], generator)
         return mmd2(
@@ -62,17 +103,18 @@ class KL(DivergenceSpec):
     type: Literal["kl"] = "kl"
     needs_stochastic_encoder: ClassVar[bool] = True
 
-    def check(self, prior, stochastic):
-        super().check(prior, stochastic)
-        if prior.type != "gaussian":
-            raise ValueError(f"kl needs a gaussian prior, not '{prior.type}' (use divergence type mmd instead)")
+    needs_gaussian_prior: ClassVar[bool] = True
 
-    def __call__(self, enc, prior, generator):
-        spec = prior.spec
-        mu, logvar = enc.mean.float(), enc.logvar.float()
-        var_p = spec.std**2
-        kl = 0.5 * (logvar.exp() / var_p + (mu - spec.mean) ** 2 / var_p - 1.0 - logvar + math.log(var_p))
-        return kl.sum(1).mean()
+    def __call__(self, enc, prior, generator, ctx=None):
+        return gaussian_kl(enc, prior.spec)
+
+
+def gaussian_kl(enc: Encoded, spec) -> Tensor:
+    """KL(N(µ, σ²) ‖ N(m, s²)) summed over latents, averaged over the batch."""
+    mu, logvar = enc.mean.float(), enc.logvar.float()
+    var_p = spec.std**2
+    kl = 0.5 * (logvar.exp() / var_p + (mu - spec.mean) ** 2 / var_p - 1.0 - logvar + math.log(var_p))
+    return kl.sum(1).mean()
 
 
 @DIVERGENCES.register
@@ -81,7 +123,7 @@ class BatchKL(DivergenceSpec):
 
     type: Literal["batch_kl"] = "batch_kl"
 
-    def __call__(self, enc, prior, generator):
+    def __call__(self, enc, prior, generator, ctx=None):
         z = enc.z.float()
         mu = z.mean(0)
         cov = torch.cov(z.T) + 1e-5 * torch.eye(z.shape[1], device=z.device)
@@ -95,5 +137,98 @@ class NoDivergence(DivergenceSpec):
     type: Literal["none"] = "none"
     weight: NonNegativeFloat = 0.0
 
-    def __call__(self, enc, prior, generator):
+    def __call__(self, enc, prior, generator, ctx=None):
         return enc.z.new_zeros((), dtype=torch.float32)
+
+
+@DIVERGENCES.register
+class TCVAE(DivergenceSpec):
+    """β-TCVAE: α·MI + β·TC + γ·dimension-wise KL, by minibatch-weighted sampling (Chen et al. 2018).
+
+    With B codes z_i ~ q(z|x_i) and N training images, log q(z_i) ≈ logsumexp_m log q(z_i|x_m) − log(B·N) and
+    log Π_j q(z_ij) ≈ Σ_j [logsumexp_m log q(z_ij|x_m) − log(B·N)]. The paper's baseline is β = 4, α = γ = 1.
+    """
+
+    type: Literal["tcvae"] = "tcvae"
+    alpha: NonNegativeFloat = 1.0
+    beta: NonNegativeFloat = 4.0
+    gamma: NonNegativeFloat = 1.0
+    needs_stochastic_encoder: ClassVar[bool] = True
+    needs_gaussian_prior: ClassVar[bool] = True
+
+    def parts(self, enc: Encoded, spec, n_data: int) -> dict[str, Tensor]:
+        z, mu, logvar = enc.z.float(), enc.mean.float(), enc.logvar.float()
+        b = z.shape[0]
+        log_q_zx = gaussian_log_density(z, mu, logvar).sum(1)  # log q(z_i | x_i)
+        log_p_z = gaussian_log_density(z, spec.mean, 2 * math.log(spec.std)).sum(1)
+        mat = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # (i, m, j)
+        log_norm = math.log(b * n_data)
+        log_q_z = torch.logsumexp(mat.sum(2), dim=1) - log_norm
+        log_prod_q_z = (torch.logsumexp(mat, dim=1) - log_norm).sum(1)
+        return {
+            "mi": (log_q_zx - log_q_z).mean(),
+            "tc": (log_q_z - log_prod_q_z).mean(),
+            "dim_kl": (log_prod_q_z - log_p_z).mean(),
+        }
+
+    def __call__(self, enc, prior, generator, ctx=None):
+        n_data = ctx.n_data if ctx is not None and ctx.n_data else enc.z.shape[0]
+        p = self.parts(enc, prior.spec, n_data)
+        return self.alpha * p["mi"] + self.beta * p["tc"] + self.gamma * p["dim_kl"]
+
+
+class Discriminator(nn.Module):
+    """FactorVAE's discriminator: an MLP from a code to the logit of "drawn from q(z)" vs "from Π_j q(z_j)"."""
+
+    def __init__(self, latent_dim: int, hidden: int, layers: int):
+        super().__init__()
+        mods: list[nn.Module] = []
+        width = latent_dim
+        for _ in range(layers - 1):
+            mods += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+            width = hidden
+        mods.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).squeeze(1)
+
+
+@DIVERGENCES.register
+class FactorTC(DivergenceSpec):
+    """FactorVAE: KL(q(z|x) ‖ p(z)) + γ·TC, TC estimated by a discriminator's log-odds (Kim & Mnih 2018).
+
+    The discriminator (Adam, lr 1e-4, betas 0.5/0.9, an MLP of 6 layers × 1000 as in the paper) is trained after
+    every autoencoder step to tell the batch's codes from a copy with every column permuted across the batch;
+    the same batch serves both (the original draws a second batch for the permuted codes). The paper's γ = 10.
+    """
+
+    type: Literal["factor_tc"] = "factor_tc"
+    gamma: NonNegativeFloat = 10.0
+    disc_hidden: PositiveInt = 1000
+    disc_layers: int = Field(6, ge=2, le=12)
+    disc_lr: PositiveFloat = 1e-4
+    disc_betas: tuple[float, float] = (0.5, 0.9)
+    needs_stochastic_encoder: ClassVar[bool] = True
+    needs_gaussian_prior: ClassVar[bool] = True
+
+    def make_aux(self, latent_dim):
+        return Discriminator(latent_dim, self.disc_hidden, self.disc_layers)
+
+    def make_aux_optimizer(self, aux):
+        return torch.optim.Adam(aux.parameters(), lr=self.disc_lr, betas=self.disc_betas)
+
+    def __call__(self, enc, prior, generator, ctx=None):
+        kl = gaussian_kl(enc, prior.spec)
+        if ctx is None or ctx.aux is None:
+            return kl
+        tc = ctx.aux(enc.z.float()).mean()  # log D/(1−D) estimates log q(z)/Π q(z_j)
+        return kl + self.gamma * tc
+
+    def aux_loss(self, aux, z, generator):
+        z = z.float()
+        real, fake = aux(z), aux(permute_dims(z, generator))
+        return 0.5 * (
+            F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+            + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -10,6 +12,7 @@ from torch import Tensor
 
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
+from sculptcli.objectives.divergences import DivergenceContext
 from sculptcli.priors.base import Sampler
 from sculptcli.registry import Spec
 
@@ -21,11 +24,52 @@ class ObjectiveSpec(Spec):
 
 
 class Objective:
-    """loss = recon(x, x̂) + weight · divergence(q(z), p(z)); returns the parts for logging."""
+    """loss = recon(x, x̂) + weight · divergence(q(z), p(z)); returns the parts for logging.
 
-    def __init__(self, spec: ObjectiveSpec, prior: Sampler):
-        self.spec, self.prior = spec, prior
+    `gather` (multi-process training) maps this process's codes to the codes of the global batch, so the
+    divergence — the MMD above all — is taken over the whole batch, not each process's share. A divergence with
+    an auxiliary network (FactorVAE's discriminator) gets it built here; `aux_step` trains it.
+    """
+
+    def __init__(
+        self,
+        spec: ObjectiveSpec,
+        prior: Sampler,
+        n_data: int | None = None,
+        latent_dim: int | None = None,
+        gather: Callable[[Tensor], Tensor] | None = None,
+    ):
+        self.spec, self.prior, self.gather = spec, prior, gather
         self.div = spec.divergence
+        dim = latent_dim if latent_dim is not None else prior.dim
+        self.aux = self.div.make_aux(dim)
+        if self.aux is not None:
+            self.aux = self.aux.to(prior.device)
+            self.aux_optimizer = self.div.make_aux_optimizer(self.aux)
+        self.ctx = DivergenceContext(n_data=n_data, aux=self.aux)
+
+    def _global(self, enc: Encoded) -> Encoded:
+        if self.gather is None:
+            return enc
+        g = self.gather
+        return Encoded(g(enc.mean), None if enc.logvar is None else g(enc.logvar), g(enc.z))
+
+    def local(self) -> Objective:
+        """This objective on this process's codes alone (held-out evaluation on one process)."""
+        other = copy.copy(self)
+        other.gather = None
+        return other
+
+    def aux_step(self, enc: Encoded, generator: torch.Generator) -> Tensor | None:
+        """One optimiser step of the auxiliary network on the (global, detached) codes; its loss, or None."""
+        if self.aux is None:
+            return None
+        z = self._global(Encoded(enc.mean.detach(), None, enc.z.detach())).z
+        loss = self.div.aux_loss(self.aux, z, generator)
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.aux_optimizer.step()
+        return loss.detach()
 
     def recon(self, logits: Tensor, x: Tensor) -> Tensor:
         logits = logits.float()
@@ -38,5 +82,5 @@ class Objective:
 
     def __call__(self, x: Tensor, enc: Encoded, logits: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         recon = self.recon(logits, x)
-        div = self.div(enc, self.prior, generator)
+        div = self.div(self._global(enc), self.prior, generator, self.ctx)
         return {"loss": recon + self.div.weight * div, "recon": recon, "div": div}

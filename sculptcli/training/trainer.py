@@ -16,6 +16,7 @@ from sculptcli.config import RunConfig
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from sculptcli.objectives import Objective
+from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.report import Reporter
 
@@ -42,7 +43,22 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return torch.Generator(device=device).manual_seed((seed * 0x9E3779B1 + step * 0x85EBCA77 + 1) % 2**63)
 
 
-def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporter, resume: bool = False) -> TrainResult:
+def aux_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator of an auxiliary network's step (FactorVAE's column permutations), apart from the prior's."""
+    return step_generator(seed + 0x51ED27, step, device)
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: Path,
+    device: torch.device,
+    reporter: Reporter,
+    resume: bool = False,
+    dist: Dist | None = None,
+) -> TrainResult:
+    """Train `cfg` into `run_dir`. Under torchrun (`dist` with world > 1) every process trains its share of each
+    global batch with DDP, the divergence sees the all-gathered batch, and only rank 0 writes or reports."""
+    dist = dist or Dist()
     # ---- build everything from the config
     torch.manual_seed(cfg.seed)
     use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
@@ -55,12 +71,28 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     prior = cfg.prior.build(cfg.model.latent_dim, device)
-    objective = Objective(cfg.objective, prior)
+    objective = Objective(
+        cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim, gather=dist.gather
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    forward = torch.compile(model) if cfg.train.compile else model
+    bs = cfg.train.batch_size
+    if bs % dist.world:
+        raise UserError(
+            f"train.batch_size {bs} is not divisible by the {dist.world} processes",
+            fix="choose a batch size that is a multiple of --nproc",
+        )
+    shard = slice(dist.rank * bs // dist.world, (dist.rank + 1) * bs // dist.world)
+    net: torch.nn.Module = model
+    if dist.enabled:
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    forward = torch.compile(net) if cfg.train.compile else net
     total = cfg.train.total_steps(data.n_train)
-    eval_images, _ = data.heldout(cfg.train.eval_n)
-    metrics_path, bs = run_dir / "metrics.jsonl", cfg.train.batch_size
+    eval_images, _ = data.heldout(cfg.train.eval_n) if dist.main else (None, None)
+    metrics_path = run_dir / "metrics.jsonl"
+    aux = (objective.aux, objective.aux_optimizer) if objective.aux is not None else None
 
     # ---- start fresh or resume: model, optimizer, RNG, step, running window, metrics up to that step
     step, window = 0, torch.zeros(4, device=device)  # window = [count, loss, recon, div] sums since last log
@@ -69,21 +101,26 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
         ckpt = load_checkpoint(run_dir / "last.safetensors")
         model.load_state_dict(ckpt.group("model"))
         ckpt.restore_optimizer(optimizer)
+        if aux is not None:
+            aux[0].load_state_dict(ckpt.group("aux"))
+            ckpt.restore_optimizer(aux[1], "auxoptim")
         ckpt.restore_rng()
         step = ckpt.step
         window = ckpt.tensors.get("extra.window", window).to(device)
         best = float(ckpt.tensors.get("extra.best", torch.tensor(math.inf)))
-        write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["step"] <= step])
-    else:
+        if dist.main:
+            write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["step"] <= step])
+    elif dist.main:
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
     def save(path: Path, with_optimizer: bool = True) -> None:
-        extra = {"window": window, "best": torch.tensor(best)}
-        save_checkpoint(path, cfg, model, step, optimizer if with_optimizer else None, extra)
+        if dist.main:
+            extra = {"window": window, "best": torch.tensor(best)}
+            save_checkpoint(path, cfg, model, step, optimizer if with_optimizer else None, extra, aux)
 
     def check_finite() -> None:
-        sums = window.tolist()
-        if not all(math.isfinite(v) for v in sums):
+        bad = not all(math.isfinite(v) for v in window.tolist())
+        if dist.any(bad, device):  # every process stops together
             reporter.message(f"non-finite loss by step {step}; stopped. The last good checkpoint is kept.")
             raise UserError(
                 f"the loss became non-finite by step {step}",
@@ -110,6 +147,8 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
         while step < total and not stop.is_set():
             # ---- one optimisation step
             x = data.train_batch(step, bs)
+            if dist.enabled:  # this process's contiguous share of the global batch
+                x = x[shard]
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -118,6 +157,9 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
+            if aux is not None:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    objective.aux_step(enc, aux_generator(cfg.seed, step, device))
             step += 1
             window += torch.stack(
                 [torch.ones((), device=device), parts["loss"].detach(), parts["recon"].detach(), parts["div"].detach()]
@@ -126,6 +168,7 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
 
             # ---- log a window mean (the only host sync on the hot path)
             if step % cfg.train.log_every == 0 or step == total:
+                dist.mean_(window)  # the same window on every process: recon over the global batch
                 check_finite()
                 n, loss, recon, div = window.tolist()
                 now = time.perf_counter()
@@ -137,17 +180,18 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
                     "img_per_s": seen_window / max(now - t_window, 1e-9),
                     "time": time.time(),
                 }
-                append_jsonl(metrics_path, record)
-                reporter.update(record)
+                if dist.main:
+                    append_jsonl(metrics_path, record)
+                    reporter.update(record)
                 window.zero_()
                 t_window, seen_window = now, 0
 
             # ---- evaluate on held-out data; keep the best model by held-out objective
-            if step % cfg.train.eval_every == 0 or step == total:
+            if dist.main and (step % cfg.train.eval_every == 0 or step == total):
                 last_eval = {
                     "step": step,
                     "split": "heldout",
-                    **evaluate(model, objective, eval_images, prior, cfg.seed, step),
+                    **evaluate(model, objective.local(), eval_images, prior, cfg.seed, step),
                 }
                 append_jsonl(metrics_path, last_eval)
                 reporter.evaluation(last_eval)
@@ -159,6 +203,8 @@ def train(cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporte
             if step % cfg.train.save_every == 0 or step == total:
                 check_finite()
                 save(run_dir / "last.safetensors")
+            if dist.enabled and dist.any(stop.is_set(), device):
+                stop.set()
         if stop.is_set() and step < total:
             check_finite()
             save(run_dir / "last.safetensors")
