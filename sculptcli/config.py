@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from sculptcli.data import DATASETS
 from sculptcli.errors import UserError, did_you_mean
@@ -51,6 +51,22 @@ class ScoreSpec(Spec):
     n: PositiveInt = Field(10_000, description="held-out images encoded for scoring")
     probes: list[Literal["lgbm", "mlp", "linear"]] = Field(default_factory=lambda: ["lgbm", "mlp", "linear"])
     test_frac: float = Field(0.2, gt=0, lt=1)
+    metrics: list[str] = Field(
+        default_factory=lambda: ["fast"],
+        description="metrics or sets (basic, fast, supervised, all) scored at the end of training",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v):
+        from sculptcli.errors import UserError
+        from sculptcli.metrics import METRICS
+
+        try:
+            METRICS.resolve(v)
+        except UserError as e:
+            raise ValueError(e.what) from None
+        return v
 
 
 class RunConfig(Spec):

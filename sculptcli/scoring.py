@@ -14,26 +14,35 @@ from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.provenance import versions
 
-DEFAULT_METRICS = ["lps", "nmse", "mmd2_prior", "cov_ratio", "prior_test", "ks"]
+DEFAULT_METRICS = ["all"]  # `sculpt score`; training scores with the config's score.metrics (fast)
 
 
 def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
     """Run each metric and merge its keys; `_settings` parts are gathered under `settings`."""
+    names = METRICS.resolve(names)
     report: dict[str, Any] = {}
     settings: dict[str, Any] = {
+        "metrics": names,
         "n": int(inp.latents.shape[0]),
         "d": int(inp.latents.shape[1]),
         "seed": inp.seed,
         **{k: v for k, v in inp.options.items()},
     }
     timings = {}
+    errors: dict[str, str] = {}
     for name in names:
         t0 = time.perf_counter()
-        part = METRICS.get(name)(inp) or {}
+        try:
+            part = METRICS.get(name)(inp) or {}
+        except (ValueError, np.linalg.LinAlgError) as e:  # a metric undefined on these codes: null, and why
+            part = {name: None}
+            errors[name] = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         timings[name] = round(time.perf_counter() - t0, 3)
         settings.update(part.pop("_settings", {}))
         report.update(part)
     settings["seconds"] = timings
+    if errors:
+        settings["errors"] = errors
     settings["versions"] = versions()
     report["settings"] = settings
     return report
@@ -63,6 +72,7 @@ def checkpoint_input(
         prior=prior,
         seed=seed,
         options=options,
+        data=data,
     )
 
 

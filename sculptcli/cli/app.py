@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sculptcli import __version__
-from sculptcli.cli import copy_latent, presets, prior, score, train, traverse
+from sculptcli.cli import compare, copy_latent, presets, prior, score, train, traverse
 
 app = typer.Typer(
     name="sculpt",
@@ -21,6 +21,7 @@ app.command(
     help=train.train.__doc__,
 )(train.train)
 app.command("score", help=score.score.__doc__)(score.score)
+app.command("compare", help=compare.compare.__doc__)(compare.compare)
 app.command("traverse", help=traverse.traverse.__doc__)(traverse.traverse)
 app.command(
     "copy-latent",

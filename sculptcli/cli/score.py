@@ -1,4 +1,4 @@
-"""`sculpt score`: LPS (lgbm, mlp, linear), NMSE, MMD² to the prior and covariance ratio of a model or codes."""
+"""`sculpt score`: LPS, reconstruction, distance to the prior and the factor metrics of a model or of codes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,33 @@ import typer
 from rich.table import Table
 
 from sculptcli.cli.common import console, user_errors
+
+FACTOR_ROWS = [
+    ("mig", "MIG", "mutual information gap (20 bins) · higher = more disentangled"),
+    ("sap", "SAP", "gap between the two best single-latent predictors"),
+    ("dci.d", "DCI disentanglement", "each latent explains one factor (gradient-boosted trees)"),
+    ("dci.c", "DCI completeness", "each factor lives in one latent"),
+    ("dci.i", "DCI informativeness", "held-out accuracy of the factor classifiers"),
+    ("factorvae", "FactorVAE score", "majority-vote accuracy (index bug of disentanglement_lib fixed)"),
+    ("betavae", "β-VAE score", "logistic-regression accuracy on |Δz| of factor-sharing pairs"),
+    ("modularity", "modularity", "each latent depends on one factor (binned MI)"),
+    ("explicitness", "explicitness", "ROC-AUC of a logistic regression from all latents"),
+    ("infomec.m", "InfoM", "modularity, k-NN normalised MI, chance-rescaled"),
+    ("infomec.c", "InfoC", "compactness"),
+    ("infomec.e", "InfoE", "explicitness: linear predictive information"),
+    ("lds", "LDS", "linear disentanglement score (|Pearson| share)"),
+    ("tc_gauss", "TC (Gaussian)", "total correlation of a Gaussian fit · 0 = independent"),
+    ("tc_mmd", "TC (MMD)", "MMD² of codes vs column-permuted codes · 0 = independent"),
+]
+
+
+def _dotted(report: dict, key: str):
+    cur = report
+    for part in key.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
 
 
 def render_report(report: dict, title: str) -> None:
@@ -44,6 +71,10 @@ def render_report(report: dict, title: str) -> None:
     ks = report.get("ks")
     if ks is not None:
         table.add_row("KS max", f"{ks['max']:.4f}", "largest per-dim two-sample KS vs prior marginal · 0 = matched")
+    for key, label, text in FACTOR_ROWS:
+        value = _dotted(report, key)
+        if isinstance(value, int | float):
+            table.add_row(label, f"{value:.4f}", text)
     console.print(table)
     for probe, per in lps.get("per_dim", {}).items():
         console.print(f"[dim]per-dimension R² ({probe}):[/] " + " ".join(f"{v:.3f}" for v in per), highlight=False)
@@ -70,11 +101,30 @@ def score(
     plots: Path = typer.Option(
         None, "--plots", help="write marginals.png, covariance.png and lps.png (the paper's Fig. 1 views) to DIR"
     ),
+    metrics: str = typer.Option(
+        "all",
+        "--metrics",
+        "-m",
+        help="comma-separated metrics or sets: basic, fast, supervised, all; or lps, nmse, mmd2_prior, cov_ratio, "
+        "prior_test, ks, mig, sap, dci, factorvae, betavae, modularity, infomec, lds, tc_gauss, tc_mmd",
+    ),
+    dci_model: str = typer.Option("gbt", "--dci-model", help="DCI importance model: gbt (default) or rf"),
+    bins: int = typer.Option(20, "--bins", min=2, help="histogram bins for MIG, SAP and modularity"),
+    votes: int = typer.Option(
+        None, "--votes", min=3, help="FactorVAE/β-VAE votes, split 2:1 train/eval (default 10,000 + 5,000)"
+    ),
+    intervene: str = typer.Option(
+        "codes",
+        "--intervene",
+        help="FactorVAE/β-VAE batches: codes (drawn from the scored codes) or render (fresh renders of a generated "
+        "dataset's factor grid, the disentanglement_lib protocol; slow without a GPU)",
+    ),
+    save: bool = typer.Option(False, "--save", help="also write the report to the run directory's scores.json"),
 ):
     """Score a trained model on held-out data, or any model's codes given with --latents."""
     from sculptcli.errors import UserError, did_you_mean
-    from sculptcli.metrics import ScoreInput
-    from sculptcli.scoring import DEFAULT_METRICS, checkpoint_input, read_latents_file, run_metrics
+    from sculptcli.metrics import METRICS, ScoreInput
+    from sculptcli.scoring import checkpoint_input, read_latents_file, run_metrics
 
     probe_list = [p.strip() for p in probes.split(",") if p.strip()]
     for p in probe_list:
@@ -87,10 +137,20 @@ def score(
         raise UserError(f"--checkpoint must be last or best, not '{which}'")
     if plots is not None and plots.exists() and not plots.is_dir():
         raise UserError(f"--plots {plots} is a file", fix="give a directory for the figures")
-    options = {"probes": probe_list, "test_frac": test_frac}
+    if dci_model not in ("gbt", "rf"):
+        raise UserError(f"--dci-model must be gbt or rf, not '{dci_model}'")
+    metric_names = METRICS.resolve([m.strip() for m in metrics.split(",") if m.strip()])
+    options = {"probes": probe_list, "test_frac": test_frac, "dci_model": dci_model, "bins": bins}
+    if votes is not None:
+        options["votes"] = votes
+    if intervene not in ("codes", "render"):
+        raise UserError(f"--intervene must be codes or render, not '{intervene}'")
+    options["intervene"] = intervene
     if latents is not None:
         if target is not None:
             raise UserError("give a checkpoint/run directory or --latents, not both")
+        if save:
+            raise UserError("--save writes into a run directory", fix="with --latents, use --json > FILE")
         z, factors = read_latents_file(latents)
         inp = ScoreInput(latents=z, factors=factors, seed=seed, options=options)
         source = {"latents_file": str(latents)}
@@ -110,8 +170,12 @@ def score(
         if inp.factors is not None:
             tensors["factors"] = inp.factors.contiguous()
         atomic_write(export_latents, lambda p: save_file(tensors, str(p), metadata={"source": json.dumps(source)}))
-    report = run_metrics(inp, DEFAULT_METRICS)
+    report = run_metrics(inp, metric_names)
     report["settings"].update(source)
+    if save:
+        from sculptcli.io import atomic_write_text
+
+        atomic_write_text(ckpt.path.parent / "scores.json", json.dumps(report, indent=2))
     if plots is not None:
         _write_plots(plots, inp, report, title=str(next(iter(source.values()))))
         report["settings"]["plots"] = str(plots)

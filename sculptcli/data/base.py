@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -31,6 +32,12 @@ class ImageData(ABC):
         if sampler is None:
             sampler = samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
         return self.train_index[sampler.indices(step)]
+
+    def ground_truth(self) -> tuple[Tensor, Callable[[Tensor], Tensor]] | None:
+        """For a generated dataset: the factor codes of every image it can make, long (M, K), and a function
+        rendering rows of that table to images — what the FactorVAE and β-VAE scores intervene with. None when
+        the dataset cannot render from factors."""
+        return None
 
     @abstractmethod
     def train_batch(self, step: int, batch_size: int) -> Tensor:

@@ -222,6 +222,10 @@ class DSprites(ImageData):
     def train_batch(self, step: int, batch_size: int) -> Tensor:
         return render(index_to_factors(self.train_indices(step, batch_size)))
 
+    def ground_truth(self):
+        """All 737,280 factor combinations (flat index order) and their renderer."""
+        return index_to_factors(torch.arange(N_IMAGES)), lambda rows: render(index_to_factors(rows.to(self.device)))
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The first `n` held-out images (draw order; any prefix is a uniform sample of the split) and
         their factor values, float (n, 5). The images are views of a cache: do not modify them in place."""

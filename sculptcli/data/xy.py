@@ -115,6 +115,11 @@ class XYData(ImageData):
     def train_batch(self, step: int, batch_size: int) -> Tensor:
         return self.render_rows(self.train_indices(step, batch_size))
 
+    def ground_truth(self):
+        """Every image of the set as factor codes (each column's values indexed in sorted order) and renderer."""
+        codes = torch.stack([torch.unique(c, return_inverse=True)[1] for c in self.table.cpu().T], 1)
+        return codes, lambda rows: self.render_rows(rows.to(self.device))
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The first `n` held-out images (draw order; all of them if n is None or larger than the split) and
         their factor values, float (n, k). The images are views of a cache: do not modify them in place."""

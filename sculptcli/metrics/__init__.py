@@ -22,6 +22,8 @@ class ScoreInput:
     prior: Any = None  # Sampler, for distances to the prior
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    data: Any = None  # the built dataset, when it can render images from factors (ground_truth)
+    cache: dict[str, Any] = field(default_factory=dict)  # shared between metrics of one scoring
 
 
 MetricFn = Callable[[ScoreInput], dict[str, Any] | None]
@@ -50,7 +52,32 @@ class MetricRegistry:
             )
         return self._fns[name]
 
+    def resolve(self, names: list[str]) -> list[str]:
+        """Metric names from names and set names (SETS), in order, each once; unknown names are a UserError."""
+        out: list[str] = []
+        for name in names:
+            members = SETS.get(name, [name])
+            for m in members:
+                if m not in self._fns:
+                    choices = [*SETS, *self._fns]
+                    raise UserError(
+                        f"unknown metric '{m}'.{did_you_mean(m, choices)}",
+                        fix=f"choose sets ({', '.join(SETS)}) or metrics ({', '.join(self._fns)})",
+                    )
+                if m not in out:
+                    out.append(m)
+        return out
+
 
 METRICS = MetricRegistry()
 
-from sculptcli.metrics import builtin  # noqa: E402,F401  (registers)
+# Named sets. basic: distribution and LPS; fast: seconds on 10,000 codes (the end-of-training default);
+# supervised: every factor metric; all: everything (the `sculpt score` default).
+SETS: dict[str, list[str]] = {
+    "basic": ["lps", "nmse", "mmd2_prior", "cov_ratio", "prior_test", "ks"],
+    "fast": ["lps", "nmse", "mmd2_prior", "cov_ratio", "ks", "mig", "sap", "lds", "tc_gauss", "tc_mmd"],
+    "supervised": ["mig", "sap", "dci", "factorvae", "betavae", "modularity", "infomec", "lds"],
+}
+SETS["all"] = SETS["basic"] + SETS["supervised"] + ["tc_gauss", "tc_mmd"]
+
+from sculptcli.metrics import builtin, factors  # noqa: E402,F401  (registers)

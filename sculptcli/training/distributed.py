@@ -64,7 +64,9 @@ class Dist:
         return _AllGather.apply(x) if self.enabled else x
 
     def close(self) -> None:
+        """Leave the job together: a barrier first, so no process tears down gloo while another still uses it."""
         if self.enabled and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 

@@ -76,6 +76,11 @@ def train(
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     bs = cfg.train.batch_size
+    if bs > data.n_train:
+        raise UserError(
+            f"train.batch_size {bs} is larger than the {data.n_train} training images",
+            fix=f"set train.batch_size={max(1, data.n_train // 4)} or smaller, or add data",
+        )
     if bs % dist.world:
         raise UserError(
             f"train.batch_size {bs} is not divisible by the {dist.world} processes",

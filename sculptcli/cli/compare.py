@@ -1,0 +1,43 @@
+"""`sculpt compare`: the paper-style table of several runs — rows grouped by preset, mean ± std over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from sculptcli.cli.common import console, user_errors
+
+
+@user_errors
+def compare(
+    runs: list[Path] = typer.Argument(..., help="run directories, or folders holding them (e.g. runs/)"),
+    metrics: str = typer.Option(
+        None, "--metrics", help="comma-separated columns by dotted path (default: the paper's: cov_ratio, lps.lgbm, …)"
+    ),
+    group_by: str = typer.Option("name", "--group-by", help="config key that groups runs into rows (default: name)"),
+    csv_out: Path = typer.Option(None, "--csv", help="also write the table as CSV (mean and std columns)"),
+    md_out: Path = typer.Option(None, "--md", help="also write the table as Markdown"),
+    digits: int = typer.Option(3, "--digits", min=0, max=8, help="decimals shown"),
+):
+    """Compare scored runs: one row per preset (or --group-by key), mean ± std over its seeds."""
+    from sculptcli.aggregate import LABELS, aggregate, choose_columns, fmt, to_csv, to_markdown
+    from sculptcli.io import atomic_write_text
+
+    rows = aggregate(runs, group_by)
+    cols = choose_columns(rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None)
+    table = Table(title=f"sculpt compare · {sum(len(r.runs) for r in rows)} runs", title_justify="left")
+    table.add_column("run", style="bold")
+    table.add_column("n", justify="right")
+    for c in cols:
+        table.add_column(LABELS.get(c, c), justify="right")
+    for row in rows:
+        table.add_row(row.group, str(len(row.runs)), *[fmt(*row.stats(c), digits) for c in cols])
+    console.print(table)
+    if csv_out is not None:
+        atomic_write_text(csv_out, to_csv(rows, cols))
+        console.print(f"CSV written to {csv_out}")
+    if md_out is not None:
+        atomic_write_text(md_out, to_markdown(rows, cols, digits))
+        console.print(f"Markdown written to {md_out}")

@@ -1,0 +1,168 @@
+"""The factor metrics registered for `sculpt score`: MIG, SAP, DCI, FactorVAE, β-VAE, modularity, InfoMEC, LDS, TC.
+
+Each needs the codes' ground-truth factors (generated datasets, galaxy, tensor files with `factors`, `--latents`
+files with `factors`); without them its keys are null. FactorVAE and β-VAE scores intervene on factors: by default
+they draw batches sharing a factor value from the scored codes themselves; `intervene: render` renders and encodes
+fresh images from a generated dataset's whole factor grid (the protocol). The choice is recorded as `pool`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sculptcli.metrics import METRICS, ScoreInput
+from sculptcli.metrics.information import infomec, lds
+from sculptcli.metrics.intervention import FactorPool, betavae_score, factorvae_score
+from sculptcli.metrics.supervised import dci, mig, modularity_explicitness, sap, tc_gaussian, tc_mmd
+
+BINS_DEFAULT = 20
+
+
+def _opt(inp: ScoreInput, key: str, default: Any) -> Any:
+    return inp.options.get(key, default)
+
+
+def _usable(inp: ScoreInput) -> bool:
+    return inp.factors is not None and inp.factors.shape[1] >= 1 and len(inp.latents) >= 20
+
+
+@METRICS.register("mig")
+def _mig(inp: ScoreInput):
+    if not _usable(inp):
+        return {"mig": None}
+    v, s = mig(inp.latents, inp.factors, bins=_opt(inp, "bins", BINS_DEFAULT))
+    return {"mig": v, "_settings": {"mig": s}}
+
+
+@METRICS.register("sap")
+def _sap(inp: ScoreInput):
+    if not _usable(inp):
+        return {"sap": None}
+    v, s = sap(inp.latents, inp.factors, seed=inp.seed, bins=_opt(inp, "bins", BINS_DEFAULT))
+    return {"sap": v, "_settings": {"sap": s}}
+
+
+@METRICS.register("dci")
+def _dci(inp: ScoreInput):
+    if not _usable(inp):
+        return {"dci": None}
+    v, s = dci(inp.latents, inp.factors, model=_opt(inp, "dci_model", "gbt"), seed=inp.seed)
+    out = {
+        "d": v["disentanglement"],
+        "c": v["completeness"],
+        "i": v["informativeness_test"],
+        "i_train": v["informativeness_train"],
+    }
+    return {"dci": out, "_settings": {"dci": s}}
+
+
+@METRICS.register("modularity")
+def _modularity(inp: ScoreInput):
+    if not _usable(inp):
+        return {"modularity": None, "explicitness": None}
+    v, s = modularity_explicitness(inp.latents, inp.factors, bins=_opt(inp, "bins", BINS_DEFAULT), seed=inp.seed)
+    return {
+        "modularity": v["modularity"],
+        "explicitness": v["explicitness_test"],
+        "_settings": {"modularity": s},
+    }
+
+
+@METRICS.register("infomec")
+def _infomec(inp: ScoreInput):
+    if not _usable(inp):
+        return {"infomec": None}
+    v, s = infomec(inp.latents, inp.factors, seed=inp.seed)
+    return {"infomec": v, "_settings": {"infomec": s}}
+
+
+@METRICS.register("lds")
+def _lds(inp: ScoreInput):
+    if not _usable(inp):
+        return {"lds": None}
+    v, s = lds(inp.latents, inp.factors)
+    return {"lds": v, "_settings": {"lds": s}}
+
+
+@METRICS.register("tc_gauss")
+def _tc_gauss(inp: ScoreInput):
+    v, s = tc_gaussian(inp.latents)
+    return {"tc_gauss": v, "_settings": {"tc_gauss": s}}
+
+
+@METRICS.register("tc_mmd")
+def _tc_mmd(inp: ScoreInput):
+    v, s = tc_mmd(inp.latents, seed=inp.seed, n=_opt(inp, "mmd_n", 2000))
+    return {"tc_mmd": v, "_settings": {"tc_mmd": s}}
+
+
+# ---------------------------------------------------------------- intervention metrics
+
+
+def factor_pool(inp: ScoreInput) -> FactorPool | None:
+    """The scored codes (default, `intervene: codes`), or with `intervene: render` fresh renders of the dataset's
+    whole factor grid encoded by the model — disentanglement_lib's protocol, ~2.9 M images at the default vote
+    counts (minutes on a GPU, far longer on a CPU)."""
+    gt = getattr(inp.data, "ground_truth", None)
+    render_wanted = inp.options.get("intervene", "codes") == "render"
+    table = gt() if render_wanted and callable(gt) and inp.model is not None else None
+    if table is not None:
+        factor_idx, render = table
+        model = inp.model
+        device = next(model.parameters()).device
+
+        @torch.no_grad()
+        def codes_of(rows: np.ndarray) -> np.ndarray:
+            images = render(torch.as_tensor(rows, dtype=torch.long, device=device))
+            return model.embed(images).cpu().numpy().astype(np.float64)
+
+        pool = FactorPool(factor_idx, codes_of, rows_per_call=4096)
+        pool.extra_settings = {"pool": "rendered from the dataset's full factor grid, encoded by the model"}
+        return pool
+    if render_wanted:
+        from sculptcli.errors import UserError
+
+        raise UserError(
+            "--intervene render needs a checkpoint of a generated dataset (dsprites, xy, xyc, xycs)",
+            fix="use --intervene codes (batches drawn from the scored codes)",
+        )
+    if not _usable(inp):
+        return None
+    pool = FactorPool.from_codes(inp.latents, inp.factors, bins=_opt(inp, "bins", BINS_DEFAULT))
+    pool.extra_settings["pool"] = "the scored codes: batches sharing a factor value drawn from them (with replacement)"
+    return pool
+
+
+def _pool(inp: ScoreInput) -> FactorPool | None:
+    if "pool" not in inp.cache:
+        inp.cache["pool"] = factor_pool(inp)
+    return inp.cache["pool"]
+
+
+@METRICS.register("factorvae")
+def _factorvae(inp: ScoreInput):
+    pool = _pool(inp)
+    if pool is None:
+        return {"factorvae": None}
+    v, s = factorvae_score(pool, seed=inp.seed, **_sizes(inp))
+    return {"factorvae": v, "_settings": {"factorvae": s}}
+
+
+@METRICS.register("betavae")
+def _betavae(inp: ScoreInput):
+    pool = _pool(inp)
+    if pool is None:
+        return {"betavae": None}
+    v, s = betavae_score(pool, seed=inp.seed, **_sizes(inp))
+    return {"betavae": v, "_settings": {"betavae": s}}
+
+
+def _sizes(inp: ScoreInput) -> dict[str, int]:
+    """The protocol's vote counts (10,000 train / 5,000 eval), or `votes` split 2:1 when given."""
+    votes = inp.options.get("votes")
+    if votes is None:
+        return {}
+    return {"n_train": max(2, votes * 2 // 3), "n_eval": max(1, votes - votes * 2 // 3)}
