@@ -183,6 +183,11 @@ def _launch_torchrun(nproc: int) -> None:
         if a.startswith("--nproc="):
             continue
         args.append(a)
+    if "train" not in args:  # called from Python (not the `sculpt` command line): nothing to re-run
+        from sculptcli.errors import UserError
+
+        raise UserError("--nproc re-runs the `sculpt train` command line under torchrun", fix="run it from a shell")
+    args = args[args.index("train") :]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     cmd += ["-m", "sculptcli", *args]
     raise typer.Exit(subprocess.call(cmd))

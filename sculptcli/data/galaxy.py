@@ -270,7 +270,9 @@ class GalaxySpec(Spec):
     pad_to: int | None = Field(
         64, ge=8, le=512, description="centred zero padding to pad_to × pad_to pixels (null: keep the stamp)"
     )
-    heldout: int = Field(1_638, ge=1, description="size of the fixed held-out split (default: 10% of 16,384)")
+    heldout: int | None = Field(
+        None, ge=1, description="size of the fixed held-out split (null: 10% of n, 1,638 for the default set)"
+    )
     cache_dir: str | None = Field(
         None, description="where renders are cached (null: $SCULPT_CACHE_DIR, else ~/.cache/sculpt)"
     )
@@ -278,6 +280,8 @@ class GalaxySpec(Spec):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.heldout is None:
+            self.heldout = max(1, self.n // 10)
         if self.heldout >= self.n:
             raise ValueError(
                 f"heldout must be between 1 and {self.n - 1} (the set has n = {self.n}), got {self.heldout}"

@@ -1,0 +1,19 @@
+"""The benchmark scripts still run (CPU smoke at tiny sizes); their figures live in benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+from benchmarks import bench_gpu, bench_metrics
+
+
+def test_gpu_benchmark_script_runs_on_cpu():
+    r = bench_gpu.main(["--device", "cpu", "--steps", "2", "--warmup", "1", "--batch", "16", "--repeats", "1",
+                        "--n-train", "500"])  # fmt: skip
+    v = r["variants"]["fp32"]
+    assert r["model_gflops_per_step"] > 0 and v["images_per_s"] > 0 and v["fraction_of_peak"] is None
+    assert bench_gpu.peak_tflops("NVIDIA H100 80GB HBM3") == 989.4
+    assert bench_gpu.peak_tflops("NVIDIA H100 PCIe") == 756.0
+
+
+def test_metrics_benchmark_script_runs():
+    r = bench_metrics.main(["--n", "400", "--d", "4", "--dci-model", "rf"])
+    assert set(r["seconds"]) >= {"mig", "dci", "factorvae", "infomec", "lds"}
