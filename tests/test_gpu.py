@@ -30,3 +30,36 @@ def test_prior_samples_on_the_device():
 
     s = PRIORS.get("gmm")(means=[-1, 1]).build(4, "cuda").sample(1000, torch.Generator("cuda").manual_seed(0))
     assert s.device.type == "cuda" and s.shape == (1000, 4)
+
+
+def test_a_set_kept_on_the_host_streams_pinned_batches_to_the_device():
+    from pathlib import Path
+
+    from sculptcli.data.vision import LabelledImages
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8, generator=g)
+    data = LabelledImages(
+        images, None, None, torch.arange(256), torch.arange(256, 300), None, 0, "cuda", Path("."), "host"
+    )
+    assert data.images.is_pinned() and data.images.device.type == "cpu"
+    for step in range(6):
+        ids = data.train_indices(step, 64)
+        x = data.train_batch(step, 64)
+        assert x.device.type == "cuda" and torch.equal(x.cpu(), images[ids.cpu()].float() / 255)
+
+
+def test_two_baselines_and_a_factor_metric_on_cuda(cli, tmp_path):
+    import yaml
+
+    from tests.conftest import TINY
+
+    cfg = dict(TINY, objective={"recon": "bce", "divergence": {"type": "factor_tc", "disc_hidden": 32}},
+               model={**TINY["model"], "stochastic": True})  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    code, _, err = cli("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "-q", "--device", "cuda")
+    assert code == 0, err
+    code, out, err = cli("score", tmp_path / "run", "--json", "-m", "mig,factorvae", "--intervene", "render",
+                         "--votes", "30", "--n", "200", "--device", "cuda")  # fmt: skip
+    assert code == 0, err
+    assert 0 <= json.loads(out)["factorvae"] <= 1

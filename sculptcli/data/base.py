@@ -30,7 +30,8 @@ class ImageData(ABC):
         samplers: dict[int, EpochSampler] = self.__dict__.setdefault("_samplers", {})
         sampler = samplers.get(batch_size)
         if sampler is None:
-            sampler = samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.device)
+            # on the device that holds the ids: the training device, or the host for a set kept there
+            sampler = samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.train_index.device)
         return self.train_index[sampler.indices(step)]
 
     def ground_truth(self) -> tuple[Tensor, Callable[[Tensor], Tensor]] | None:

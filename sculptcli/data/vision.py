@@ -177,10 +177,25 @@ def save_cache(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, st
         return False
 
 
-class LabelledImages(ImageData):
-    """uint8 images (N, C, H, W) on the device, optional integer labels, and fixed train / held-out ids.
+DEVICE_FRACTION = 0.5  # hold a set on the GPU when it takes at most this share of the free memory
 
-    Batches are gathered on the device, then converted to float in [0, 1] and zero-padded (centred) there.
+
+def placement(nbytes: int, device: torch.device) -> str:
+    """'device' when the uint8 set fits comfortably in the training device's free memory, else 'host'."""
+    if device.type != "cuda":
+        return "device"
+    free, _ = torch.cuda.mem_get_info(device)
+    return "device" if nbytes <= DEVICE_FRACTION * free else "host"
+
+
+class LabelledImages(ImageData):
+    """uint8 images (N, C, H, W), optional integer labels, and fixed train / held-out ids.
+
+    A set that fits (`placement`) lives on the training device: batches are gathered there, then converted to
+    float in [0, 1] and zero-padded (centred) there, with no host-to-device copy. A set too large for the GPU
+    stays in (pinned) host memory: each batch is gathered on the host into one of two pinned staging buffers and
+    copied asynchronously (the buffer is reused only once its previous copy has finished); its epoch
+    permutations are then drawn on the CPU.
     """
 
     binary = False
@@ -197,11 +212,17 @@ class LabelledImages(ImageData):
         seed: int,
         device: torch.device | str,
         root: Path,
+        place: str = "auto",
     ):
         self.device = torch.device(device)
         self.seed = seed
         self.root = root
-        self.images = images.to(self.device)
+        self.placement = placement(images.numel() * images.element_size(), self.device) if place == "auto" else place
+        home = self.device if self.placement == "device" else torch.device("cpu")
+        pin = self.placement == "host" and self.device.type == "cuda"
+        self.images = images.to(home).pin_memory() if pin else images.to(home)
+        self._staging: list[tuple[Tensor, torch.cuda.Event | None]] = []
+        self._turn = 0
         self.labels = None if labels is None else labels.long().to(self.device)
         c, h, w = (int(s) for s in images.shape[1:])
         self.pad: tuple[int, int, int, int] | None = None
@@ -212,9 +233,32 @@ class LabelledImages(ImageData):
         self.shape = (c, h, w)
         self.factor_names = None if labels is None else ("label",)
         self.factor_sizes = None if labels is None else (int(n_classes or 0),)
-        self.train_index = train_index.long().to(self.device)
+        self.train_index = train_index.long().to(home)
         self.heldout_index = heldout_index.long().to(self.device)
         self.n_train = int(train_index.numel())
+
+    def _gather(self, ids: Tensor) -> Tensor:
+        """uint8 images of `ids` on the device: a device gather, or a host gather + asynchronous copy."""
+        if self.placement == "device":
+            return self.images[ids.to(self.device)]
+        ids = ids.cpu()
+        if self.device.type != "cuda":
+            return self.images[ids].to(self.device)
+        if len(self._staging) < 2:
+            buf = torch.empty((len(ids), *self.images.shape[1:]), dtype=torch.uint8).pin_memory()
+            self._staging.append((buf, None))
+        buf, done = self._staging[self._turn % len(self._staging)]
+        if buf.shape[0] < len(ids):
+            buf = torch.empty((len(ids), *self.images.shape[1:]), dtype=torch.uint8).pin_memory()
+        elif done is not None:
+            done.synchronize()  # the copy that last read this buffer has finished
+        out = torch.index_select(self.images, 0, ids, out=buf[: len(ids)])
+        x = out.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._staging[self._turn % len(self._staging)] = (buf, event)
+        self._turn += 1
+        return x
 
     def to_float(self, x: Tensor) -> Tensor:
         """uint8 images -> float in [0, 1], padded to the dataset's shape."""
@@ -222,14 +266,14 @@ class LabelledImages(ImageData):
         return F.pad(x, self.pad) if self.pad else x
 
     def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self.to_float(self.images[self.train_indices(step, batch_size)])
+        return self.to_float(self._gather(self.train_indices(step, batch_size)))
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all if n is None), in their fixed order, and their labels as (n, 1)."""
         total = self.heldout_index.numel()
         idx = self.heldout_index[: total if n is None else max(0, min(n, total))]
         labels = None if self.labels is None else self.labels[idx].float().unsqueeze(1)
-        return self.to_float(self.images[idx]), labels
+        return self.to_float(self._gather(idx)), labels
 
 
 def split_build(
