@@ -32,6 +32,26 @@ TINY = {
 }
 
 
+def small_config(data: dict, layers: int = 2, batch_size: int = 8, recon: str = "bce", score_n: int = 20) -> dict:
+    """A 3-step run config around any data section (the file-format tests' end-to-end runs)."""
+    return {
+        "data": data,
+        "model": {"type": "conv", "layers": layers, "width": 4, "latent_dim": 2 if layers < 3 else 3, "fc_hidden": 16},
+        "prior": {"type": "gaussian"},
+        "objective": {"recon": recon, "divergence": {"type": "mmd", "weight": 0.3}},
+        "train": {
+            "batch_size": batch_size,
+            "lr": 1e-3,
+            "steps": 3,
+            "log_every": 1,
+            "eval_every": 3,
+            "save_every": 3,
+            "eval_n": 8,
+        },  # fmt: skip
+        "score": {"n": score_n, "probes": ["linear"]},
+    }
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"

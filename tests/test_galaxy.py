@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sculptcli.data import DATASETS
 from sculptcli.data import galaxy as gx
 from sculptcli.errors import UserError
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, small_config
 
 needs_galsim = pytest.mark.skipif(importlib.util.find_spec("galsim") is None, reason="GalSim is not installed")
 
@@ -181,22 +181,8 @@ def test_bad_specs_are_refused(tmp_path, bad, msg):
 
 
 def config(cache: Path, **data) -> dict:
-    return {
-        "data": {"type": "galaxy", "n": 200, "heldout": 20, "workers": 1, "cache_dir": str(cache), **data},
-        "model": {"type": "conv", "layers": 3, "width": 4, "latent_dim": 3, "fc_hidden": 16},
-        "prior": {"type": "gaussian"},
-        "objective": {"recon": "bce", "divergence": {"type": "mmd", "weight": 0.3}},
-        "train": {
-            "batch_size": 8,
-            "lr": 1e-3,
-            "steps": 3,
-            "log_every": 1,
-            "eval_every": 3,
-            "save_every": 3,
-            "eval_n": 8,
-        },
-        "score": {"n": 20, "probes": ["linear"]},
-    }
+    data = {"type": "galaxy", "n": 200, "heldout": 20, "workers": 1, "cache_dir": str(cache), **data}
+    return small_config(data, layers=3)
 
 
 def test_bad_config_exits_2(cli, tmp_path):

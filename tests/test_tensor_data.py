@@ -9,28 +9,13 @@ import yaml
 from safetensors.torch import save_file
 
 from sculptcli.data import DATASETS
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, small_config
 
 N, H = 128, 16
 
 
 def config(path, **data):
-    return {
-        "data": {"type": "tensor", "path": str(path), **data},
-        "model": {"type": "conv", "layers": 2, "width": 4, "latent_dim": 2, "fc_hidden": 16},
-        "prior": {"type": "gaussian"},
-        "objective": {"recon": "bce", "divergence": {"type": "mmd", "weight": 0.3}},
-        "train": {
-            "batch_size": 8,
-            "lr": 1e-3,
-            "steps": 3,
-            "log_every": 1,
-            "eval_every": 3,
-            "save_every": 3,
-            "eval_n": 8,
-        },
-        "score": {"n": 20, "probes": ["linear"]},
-    }
+    return small_config({"type": "tensor", "path": str(path), **data})
 
 
 def write_cfg(tmp_path, path, **data):

@@ -18,7 +18,7 @@ from PIL import Image
 from sculptcli.data import DATASETS, vision
 from sculptcli.data import folder as folder_mod
 from sculptcli.errors import UserError
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, small_config
 
 RNG = np.random.default_rng(0)
 
@@ -438,22 +438,7 @@ def test_folder_errors(tmp_path, monkeypatch):
 
 
 def config(data: dict) -> dict:
-    return {
-        "data": data,
-        "model": {"type": "conv", "layers": 2, "width": 4, "latent_dim": 2, "fc_hidden": 16},
-        "prior": {"type": "gaussian"},
-        "objective": {"recon": "mse", "divergence": {"type": "mmd", "weight": 0.3}},
-        "train": {
-            "batch_size": 4,
-            "lr": 1e-3,
-            "steps": 3,
-            "log_every": 1,
-            "eval_every": 3,
-            "save_every": 3,
-            "eval_n": 8,
-        },
-        "score": {"n": 6, "probes": ["linear"]},
-    }
+    return small_config(data, batch_size=4, recon="mse", score_n=6)
 
 
 @pytest.mark.parametrize("family", ["mnist", "cifar10", "tinyimagenet", "folder"])
