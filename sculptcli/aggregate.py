@@ -29,7 +29,19 @@ PAPER_COLUMNS = [
     "dci.d",
     "dci.i",
 ]
-LABELS = {"nmse_db": "NMSE dB", "cov_ratio": "CovRatio", "lps.lgbm": "LPS-lgbm", "lps.mlp": "LPS-mlp"}
+LABELS = {
+    "nmse_db": "NMSE dB",
+    "nmse": "NMSE",
+    "cov_ratio": "CovRatio",
+    "lps.lgbm": "LPS-lgbm",
+    "lps.mlp": "LPS-mlp",
+    "lps.linear": "LPS-linear",
+    "mig": "MIG",
+    "sap": "SAP",
+    "dci.c": "DCI-C",
+    "dci.d": "DCI-D",
+    "dci.i": "DCI-I",
+}
 SKIP = ("settings", "lps.per_dim", "ks.per_dim", "prior_test")
 
 

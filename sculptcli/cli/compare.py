@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from sculptcli.cli.common import console, user_errors
+from sculptcli.cli.common import console, is_tty, user_errors
 
 
 @user_errors
@@ -22,11 +22,26 @@ def compare(
     digits: int = typer.Option(3, "--digits", min=0, max=8, help="decimals shown"),
 ):
     """Compare scored runs: one row per preset (or --group-by key), mean ± std over its seeds."""
-    from sculptcli.aggregate import LABELS, aggregate, choose_columns, fmt, to_csv, to_markdown
+    from sculptcli.aggregate import aggregate, choose_columns, to_csv, to_markdown
     from sculptcli.io import atomic_write_text
 
     rows = aggregate(runs, group_by)
     cols = choose_columns(rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None)
+    if not is_tty():  # piped or logged: the whole Markdown table, never truncated to a terminal width
+        print(to_markdown(rows, cols, digits), end="")
+    else:
+        _print_table(rows, cols, digits)
+    if csv_out is not None:
+        atomic_write_text(csv_out, to_csv(rows, cols))
+        console.print(f"CSV written to {csv_out}")
+    if md_out is not None:
+        atomic_write_text(md_out, to_markdown(rows, cols, digits))
+        console.print(f"Markdown written to {md_out}")
+
+
+def _print_table(rows, cols: list[str], digits: int) -> None:
+    from sculptcli.aggregate import LABELS, fmt
+
     table = Table(title=f"sculpt compare · {sum(len(r.runs) for r in rows)} runs", title_justify="left")
     table.add_column("run", style="bold")
     table.add_column("n", justify="right")
@@ -35,9 +50,3 @@ def compare(
     for row in rows:
         table.add_row(row.group, str(len(row.runs)), *[fmt(*row.stats(c), digits) for c in cols])
     console.print(table)
-    if csv_out is not None:
-        atomic_write_text(csv_out, to_csv(rows, cols))
-        console.print(f"CSV written to {csv_out}")
-    if md_out is not None:
-        atomic_write_text(md_out, to_markdown(rows, cols, digits))
-        console.print(f"Markdown written to {md_out}")
