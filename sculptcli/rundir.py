@@ -70,3 +70,28 @@ def latest_run() -> Path:
         "no path given and no runs/latest in this directory",
         fix="train first (`sculpt train --preset dsprites-mmd-gaussian`) or give a run directory",
     )
+
+
+def previous_latest() -> Path | None:
+    """Where runs/latest points now (None when nowhere), to restore if a new run fails before it starts."""
+    try:
+        return latest_run()
+    except UserError:
+        return None
+
+
+def abandon(run: Path, previous: Path | None) -> None:
+    """Undo a run that failed before writing anything: remove its empty directory, re-point runs/latest."""
+    run = Path(run)
+    if not run.is_dir() or any(run.iterdir()):
+        return
+    run.rmdir()
+    runs = RUNS.resolve()
+    up = run.resolve().parent  # runs/<name>/[<stamp>/] made for this run alone
+    while up != runs and runs in up.parents and up.is_dir() and not any(up.iterdir()):
+        up.rmdir()
+        up = up.parent
+    if previous is not None and previous.is_dir():
+        point_latest(previous)
+    else:
+        (RUNS / "latest").unlink(missing_ok=True)

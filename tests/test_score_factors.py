@@ -193,6 +193,17 @@ def test_data_flags_apply_only_to_datasets_on_disk(cli, tiny_config, tmp_path):
     code, _, err = cli("train", "--preset", "cifar-mmd-gaussian", "--data-dir", tmp_path / "none", "--max-steps", "2",
                        "--out", tmp_path / "c")  # fmt: skip
     assert_user_error((code, "", err), "CIFAR-10 not found", str(tmp_path / "none"), "--download")
+    assert not (tmp_path / "c").exists()  # nothing half-written
+
+
+def test_a_run_that_fails_before_training_leaves_no_directory_and_keeps_latest(cli, tiny_config, tmp_path):
+    assert cli("train", "--config", tiny_config, "-q", "--no-score", "--max-steps", "2")[0] == 0
+    latest = (tmp_path / "runs" / "latest").resolve()
+    for extra in ([], ["--seeds", "2"]):
+        code, _, err = cli("train", "--preset", "cifar-mmd-gaussian", "--data-dir", tmp_path / "none", *extra)
+        assert_user_error((code, "", err), "CIFAR-10 not found")
+        assert (tmp_path / "runs" / "latest").resolve() == latest
+        assert not (tmp_path / "runs" / "cifar-mmd-gaussian").exists()
 
 
 def test_batch_larger_than_the_training_set_is_a_clean_error(cli, tmp_path):

@@ -50,7 +50,7 @@ def train(
     from sculptcli.checkpoint import load_checkpoint
     from sculptcli.config import load_config, validate_config
     from sculptcli.errors import UserError
-    from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.rundir import abandon, new_run_dir, point_latest, previous_latest
     from sculptcli.training.distributed import from_env
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import resolve_device
@@ -101,11 +101,16 @@ def train(
         from sculptcli.io import atomic_write_text
 
         atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+    before = previous_latest()
     if (out is None or not resume) and dist.main:
         point_latest(run_dir)
 
     try:
         result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resume, dist=dist)
+    except UserError:
+        if not resume and dist.main:  # e.g. missing data: leave no empty run behind
+            abandon(run_dir, before)
+        raise
     finally:
         dist.close()
     if result.interrupted:
@@ -151,7 +156,8 @@ def _check_data_flags(cfg, data_dir: Path | None, download: bool) -> None:
 def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: bool) -> None:
     """`--seeds N`: N independent runs of one config, seeds cfg.seed … cfg.seed+N−1, under one parent directory."""
     from sculptcli.config import validate_config
-    from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.errors import UserError
+    from sculptcli.rundir import abandon, new_run_dir, point_latest, previous_latest
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import train as run_training
 
@@ -159,15 +165,20 @@ def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: 
     for s in range(cfg.seed, cfg.seed + seeds):
         one = validate_config({**cfg.model_dump(mode="json"), "seed": s}, "--seeds")
         run_dir = new_run_dir("", Path(parent) / f"seed-{s}", resume=False)
+        before = previous_latest()
         point_latest(run_dir)
         if not quiet:
             console.print(f"seed {s} ({s - cfg.seed + 1}/{seeds}) → {run_dir}")
-        result = run_training(one, run_dir, dev, make_reporter(quiet))
+        try:
+            result = run_training(one, run_dir, dev, make_reporter(quiet))
+        except UserError:
+            abandon(run_dir, before)
+            raise
         if result.interrupted:
             raise typer.Exit(130)
         _finish(one, run_dir, dev, quiet, no_score)
     if not quiet:
-        console.print(f"{seeds} runs in {parent}; compare them with `sculpt score --aggregate {parent}/seed-*`")
+        console.print(f"{seeds} runs in {parent}; compare them with `sculpt compare {parent}`")
 
 
 def _launch_torchrun(nproc: int) -> None:
