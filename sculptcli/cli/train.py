@@ -64,6 +64,9 @@ def train(
     data_overrides = ([f"data.root={data_dir}"] if data_dir is not None else []) + (
         ["data.download=true"] if download else []
     )
+    if dist.enabled and seeds > 1:
+        dist.close()
+        raise UserError("--seeds and --nproc do not combine", fix="loop over --seed with one --nproc run per seed")
     if resume and seeds > 1:
         raise UserError("--resume continues one run", fix="resume each seed's run directory with its own --out")
     if resume:
