@@ -56,7 +56,7 @@ def flatten(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
             out.update(flatten(v, key + "."))
         elif isinstance(v, bool):
             continue
-        elif isinstance(v, int | float) and v is not None:
+        elif isinstance(v, int | float):
             out[key] = float(v)
     return out
 

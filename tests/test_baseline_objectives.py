@@ -107,7 +107,7 @@ def test_factorvae_discriminator_learns_total_correlation():
                 if dependent
                 else torch.randn(256, 2, generator=g)
             )
-            obj.aux_step(Encoded(z, torch.zeros_like(z), z), g)
+            obj.aux_step(z, g)
         z = torch.randn(4096, 1, generator=g)
         z = (
             torch.cat([z, z + 0.1 * torch.randn(4096, 1, generator=g)], 1)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from sculptcli.aggregate import flatten
 from sculptcli.cli.common import console, user_errors
 
 FACTOR_ROWS = [
@@ -27,15 +28,6 @@ FACTOR_ROWS = [
     ("tc_gauss", "TC (Gaussian)", "total correlation of a Gaussian fit · 0 = independent"),
     ("tc_mmd", "TC (MMD)", "MMD² of codes vs column-permuted codes · 0 = independent"),
 ]
-
-
-def _dotted(report: dict, key: str):
-    cur = report
-    for part in key.split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
 
 
 def render_report(report: dict, title: str) -> None:
@@ -71,10 +63,10 @@ def render_report(report: dict, title: str) -> None:
     ks = report.get("ks")
     if ks is not None:
         table.add_row("KS max", f"{ks['max']:.4f}", "largest per-dim two-sample KS vs prior marginal · 0 = matched")
+    flat = flatten(report)
     for key, label, text in FACTOR_ROWS:
-        value = _dotted(report, key)
-        if isinstance(value, int | float):
-            table.add_row(label, f"{value:.4f}", text)
+        if key in flat:
+            table.add_row(label, f"{flat[key]:.4f}", text)
     console.print(table)
     for probe, per in lps.get("per_dim", {}).items():
         console.print(f"[dim]per-dimension R² ({probe}):[/] " + " ".join(f"{v:.3f}" for v in per), highlight=False)

@@ -57,8 +57,9 @@ def train(
     from sculptcli.training.trainer import train as run_training
 
     overrides = overrides_from(ctx, "train")
-    dist = from_env(resolve_device(device))
-    dev = dist.device(resolve_device(device))
+    requested = resolve_device(device)
+    dist = from_env(requested)
+    dev = dist.device(requested)
     if not dist.main:
         quiet, no_score = True, True
     data_overrides = ([f"data.root={data_dir}"] if data_dir is not None else []) + (

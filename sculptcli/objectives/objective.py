@@ -60,12 +60,12 @@ class Objective:
         other.gather = None
         return other
 
-    def aux_step(self, enc: Encoded, generator: torch.Generator) -> Tensor | None:
-        """One optimiser step of the auxiliary network on the (global, detached) codes; its loss, or None."""
+    def aux_step(self, z: Tensor, generator: torch.Generator) -> Tensor | None:
+        """One optimiser step of the auxiliary network on codes `z` (the `z` part of this objective's output:
+        already the global batch); its loss, or None."""
         if self.aux is None:
             return None
-        z = self._global(Encoded(enc.mean.detach(), None, enc.z.detach())).z
-        loss = self.div.aux_loss(self.aux, z, generator)
+        loss = self.div.aux_loss(self.aux, z.detach(), generator)
         self.aux_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.aux_optimizer.step()
@@ -81,6 +81,8 @@ class Objective:
         return per_image.mean()
 
     def __call__(self, x: Tensor, enc: Encoded, logits: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
+        """loss, recon and div (scalars) and z, the codes the divergence saw (the global batch)."""
         recon = self.recon(logits, x)
-        div = self.div(self._global(enc), self.prior, generator, self.ctx)
-        return {"loss": recon + self.div.weight * div, "recon": recon, "div": div}
+        enc = self._global(enc)
+        div = self.div(enc, self.prior, generator, self.ctx)
+        return {"loss": recon + self.div.weight * div, "recon": recon, "div": div, "z": enc.z}

@@ -164,7 +164,7 @@ def train(
             optimizer.step()
             if aux is not None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    objective.aux_step(enc, aux_generator(cfg.seed, step, device))
+                    objective.aux_step(parts["z"], aux_generator(cfg.seed, step, device))
             step += 1
             window += torch.stack(
                 [torch.ones((), device=device), parts["loss"].detach(), parts["recon"].detach(), parts["div"].detach()]
