@@ -4,12 +4,15 @@
 
 Both run the same number of steps; each is timed from its first logged step to its last (set-up, the
 final evaluation and checkpoint excluded), alternating A B A B to spread machine noise. Target: ratio >= 0.95.
+Then the periodic held-out evaluation (loss, NMSE, MMD², live LPS with the linear, LightGBM and MLP probes) at the
+preset's eval_every and eval_n, as a share of the training time it interrupts. Target: <= 10%.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +21,9 @@ import torch
 
 from benchmarks.common import environment, interleaved, sync
 from sculptcli.config import load_config
+from sculptcli.objectives import Objective
 from sculptcli.objectives.mmd import mmd2
+from sculptcli.training.evaluate import evaluate
 from sculptcli.training.report import Reporter
 from sculptcli.training.trainer import resolve_device, train
 
@@ -70,6 +75,24 @@ def bare_seconds_per_step(cfg, device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def evaluation_seconds(cfg, device, repeats: int) -> tuple[float, float]:
+    """Median seconds of one periodic held-out evaluation (`evaluate`: loss, NMSE, MMD², LPS linear + lgbm + mlp)
+    at the config's eval_n, and of its LPS part alone, on an untrained model of the config."""
+    torch.manual_seed(cfg.seed)
+    data = cfg.data.build(cfg.seed, device)
+    model = cfg.model.build(data.shape).to(device)
+    model.fit_input_norm(data.train_batch(0, cfg.train.batch_size))
+    prior = cfg.prior.build(cfg.model.latent_dim, device)
+    objective = Objective(cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim)
+    images, _ = data.heldout(cfg.train.eval_n)
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rec = evaluate(model, objective, images, prior, cfg.seed, 0)
+        runs.append((time.perf_counter() - t0, rec["lps_seconds"]))
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="dsprites-mmd-gaussian")
@@ -100,6 +123,15 @@ def main() -> None:
         args.repeats,
     )
     ratio = med["bare"] / med["sculpt"]
+    # the live evaluation at the preset's own eval_every / eval_n, as a share of the training time around it
+    eval_cfg = load_config(
+        preset=args.preset,
+        overrides=[f"train.batch_size={args.batch}"] if args.batch else [],
+        device_is_cuda=device.type == "cuda",
+    )
+    eval_s, lps_s = evaluation_seconds(eval_cfg, device, args.repeats)
+    train_s = eval_cfg.train.eval_every * med["sculpt"]
+    share = eval_s / (eval_s + train_s)
     result = {
         "benchmark": "train_step",
         "preset": args.preset,
@@ -110,11 +142,22 @@ def main() -> None:
         "sculpt_steps_per_s": 1 / med["sculpt"],
         "ratio_sculpt_over_bare": ratio,
         "target": ">= 0.95",
+        "eval_every": eval_cfg.train.eval_every,
+        "eval_n": eval_cfg.train.eval_n,
+        "eval_seconds": eval_s,
+        "eval_lps_seconds": lps_s,
+        "eval_share_of_training": share,
+        "eval_target": "<= 0.10",
         **environment(),
     }
     print(
         f"train step ({args.preset}, batch {cfg.train.batch_size}, {device}): bare {1 / med['bare']:.2f} steps/s, "
         f"sculpt {1 / med['sculpt']:.2f} steps/s -> ratio {ratio:.3f} (target >= 0.95)"
+    )
+    print(
+        f"live evaluation (eval_every {eval_cfg.train.eval_every}, {eval_cfg.train.eval_n} held-out images, LPS "
+        f"linear+lgbm+mlp): {eval_s:.2f} s each ({lps_s:.2f} s LPS) vs {train_s:.1f} s of training -> "
+        f"{100 * share:.1f}% of training time (target <= 10%)"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -75,6 +75,15 @@ class Checkpoint:
     def group(self, prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) + 1 :]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
+    def model_weights(self, model) -> dict[str, torch.Tensor]:
+        """The model's state dict from this file; one written before input standardisation existed gets the
+        identity standardisation (what its model saw)."""
+        weights = self.group("model")
+        for key in ("in_shift", "in_scale"):
+            if hasattr(model, key):
+                weights.setdefault(key, getattr(model, key).detach().clone())
+        return weights
+
     def build_model(self, device: torch.device | str = "cpu"):
         """The model of this checkpoint, weights loaded, in eval mode."""
         from sculptcli.data import DATASETS  # noqa: F401  (shape comes from the data spec)
@@ -82,7 +91,7 @@ class Checkpoint:
         shape = data_shape(self.config)
         model = self.config.model.build(shape)
         try:
-            model.load_state_dict(self.group("model"), strict=True)
+            model.load_state_dict(self.model_weights(model), strict=True)
         except RuntimeError as e:
             raise UserError(
                 "the checkpoint's weights do not match its own config",

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sculptcli.data import DATASETS
 from sculptcli.errors import UserError, did_you_mean
@@ -25,6 +33,11 @@ class TrainSpec(Spec):
     lr: PositiveFloat = 5e-4
     steps: PositiveInt | None = Field(None, description="optimizer steps (or give epochs)")
     epochs: PositiveFloat | None = Field(None, description="passes over the training split (or give steps)")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the run: constant, or cosine decay to min_lr_frac·lr"
+    )
+    warmup_steps: NonNegativeInt = Field(0, description="linear learning-rate warm-up from 0 over these steps")
+    min_lr_frac: float = Field(0.0, ge=0, le=1, description="cosine schedule: final lr as a fraction of lr")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     compile: bool = False
     log_every: PositiveInt = 50
@@ -39,6 +52,17 @@ class TrainSpec(Spec):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give train.steps or train.epochs, not both")
         return self
+
+    def lr_at(self, step: int, total: int) -> float:
+        """The learning rate of optimizer step `step` (0-based) of `total`: a pure function, so resume is exact."""
+        scale = 1.0
+        if self.warmup_steps and step < self.warmup_steps:
+            scale = (step + 1) / self.warmup_steps
+        elif self.schedule == "cosine":
+            span = max(1, total - self.warmup_steps)
+            t = min(1.0, (step - self.warmup_steps) / span)
+            scale = self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
+        return self.lr * scale
 
     def total_steps(self, n_train: int) -> int:
         if self.steps is not None:

@@ -238,14 +238,18 @@ def describe_model(model, images: Tensor, where: str) -> tuple[Tensor, dict[str,
     return z, {"nmse": lin, "nmse_db": db, "cov_ratio": cov_ratio(z)}
 
 
-def untrained_model(cfg, shape: tuple[int, int, int], device: torch.device | str = "cpu"):
-    """The student at step 0: built exactly as the trainer builds it (torch.manual_seed(cfg.seed) first)."""
+def untrained_model(cfg, shape: tuple[int, int, int], device: torch.device | str = "cpu", like=None):
+    """The student at step 0: built exactly as the trainer builds it (torch.manual_seed(cfg.seed) first), with the
+    input standardisation of the trained model `like` (fixed before its first step, never trained)."""
     state = torch.get_rng_state()
     try:
         torch.manual_seed(cfg.seed)
         model = cfg.model.build(shape)
     finally:
         torch.set_rng_state(state)
+    if like is not None:
+        model.in_shift.copy_(like.in_shift)
+        model.in_scale.copy_(like.in_scale)
     return model.to(device).eval()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,36 @@ import torch
 from sculptcli.checkpoint import Checkpoint
 from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
+from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
 from sculptcli.provenance import versions
 
 DEFAULT_METRICS = ["all"]  # `sculpt score`; training scores with the config's score.metrics (fast)
 
 
 def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
-    """Run each metric and merge its keys; `_settings` parts are gathered under `settings`."""
+    """Run each metric and merge its keys; `_settings` parts are gathered under `settings`.
+
+    Collapsed dimensions (constant, or std below 1e-3 of the prior's) are listed under `collapsed_dims` and left
+    out of every structure metric (LPS, factor metrics, TC, covariance ratio), which is null when fewer than two
+    dimensions live; metrics of the whole code (NMSE, distances to the prior) see every dimension. Anything a
+    reader must know before trusting the numbers is under `warnings`."""
     names = METRICS.resolve(names)
-    report: dict[str, Any] = {}
+    d = int(inp.latents.shape[1])
+    dead = collapsed_dims(inp.latents, inp.prior)
+    active = [i for i in range(d) if i not in set(dead)]
+    live = dataclasses.replace(inp, latents=inp.latents[:, active], dims=active, d_full=d) if dead else inp
+    warnings = []
+    if len(active) < 2:
+        warnings.append(
+            f"collapsed code: {len(dead)} of {d} dimensions are constant on held-out data (std < 1e-3 of the "
+            "prior's); LPS and every structure metric are null: the model has not learned a representation"
+        )
+    elif dead:
+        warnings.append(
+            f"dims {', '.join(map(str, dead))} collapsed (constant on held-out data): LPS and the structure metrics "
+            f"are over the {len(active)} live dimensions only"
+        )
+    report: dict[str, Any] = {"collapsed_dims": dead, "warnings": warnings}
     settings: dict[str, Any] = {
         "metrics": names,
         "n": int(inp.latents.shape[0]),
@@ -32,10 +54,15 @@ def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     for name in names:
         t0 = time.perf_counter()
+        whole = METRICS.whole_code(name)
         try:
-            part = METRICS.get(name)(inp) or {}
+            if not whole and len(active) < 2:
+                part = dict.fromkeys(METRICS.keys(name))
+                errors[name] = f"{len(dead)} of {d} dimensions collapsed: fewer than two live dimensions to score"
+            else:
+                part = METRICS.get(name)(inp if whole else live) or {}
         except (ValueError, np.linalg.LinAlgError) as e:  # a metric undefined on these codes: null, and why
-            part = {name: None}
+            part = dict.fromkeys(METRICS.keys(name))
             errors[name] = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         timings[name] = round(time.perf_counter() - t0, 3)
         settings.update(part.pop("_settings", {}))
@@ -43,6 +70,7 @@ def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
     settings["seconds"] = timings
     if errors:
         settings["errors"] = errors
+    settings["collapse_rule"] = f"std < {COLLAPSE_RATIO:g} × the prior's marginal std (1 without a prior), or constant"
     settings["versions"] = versions()
     report["settings"] = settings
     return report

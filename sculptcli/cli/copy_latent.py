@@ -189,7 +189,7 @@ def copy_latent(
     student_model = student_ckpt.build_model(dev)
     data = tcfg.data.build(tcfg.seed, dev)
     images, _ = data.heldout(n_eval)
-    untrained = copying.untrained_model(cfg, images.shape[1:], dev)
+    untrained = copying.untrained_model(cfg, images.shape[1:], dev, like=student_model)
     report = copying.compare_models(
         teacher_model, student_model, untrained, images, permutations=permutations, seed=cfg.seed
     )

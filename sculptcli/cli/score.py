@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.panel import Panel
 from rich.table import Table
 
 from sculptcli.aggregate import flatten
@@ -35,15 +36,18 @@ def render_report(report: dict, title: str) -> None:
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning", style="dim")
-    lps = report.get("lps", {})
+    for w in report.get("warnings", []):
+        console.print(Panel(w, title="warning", border_style="bold red", style="bold red"))
+    lps = report.get("lps") or {}
     meaning = {
         "lgbm": "LightGBM probe (paper's headline)",
         "mlp": "MLP probe, early-stopped",
         "linear": "closed-form linear probe",
     }
-    for probe in ("lgbm", "mlp", "linear"):
-        if probe in lps:
-            table.add_row(f"LPS-{probe}", f"{lps[probe]:.4f}", meaning[probe] + " · lower = more independent")
+    probes = [p for p in ("lgbm", "mlp", "linear") if p in lps] or (["lgbm"] if "lps" in report else [])
+    for probe in probes:
+        value = f"{lps[probe]:.4f}" if lps.get(probe) is not None else "[bold red]null[/]"
+        table.add_row(f"LPS-{probe}", value, meaning[probe] + " · lower = more independent")
 
     def row(key, label, fmt, text):
         if report.get(key) is not None:
@@ -69,7 +73,10 @@ def render_report(report: dict, title: str) -> None:
             table.add_row(label, f"{flat[key]:.4f}", text)
     console.print(table)
     for probe, per in lps.get("per_dim", {}).items():
-        console.print(f"[dim]per-dimension R² ({probe}):[/] " + " ".join(f"{v:.3f}" for v in per), highlight=False)
+        vals = " ".join("—" if v is None else f"{v:.3f}" for v in per)
+        console.print(f"[dim]per-dimension R² ({probe}):[/] {vals}", highlight=False)
+    if report.get("collapsed_dims"):
+        console.print(f"[bold red]collapsed dims:[/] {', '.join(map(str, report['collapsed_dims']))}")
     if ks is not None:
         console.print("[dim]per-dimension KS:[/] " + " ".join(f"{v:.3f}" for v in ks["per_dim"]), highlight=False)
     s = report.get("settings", {})

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor
+
+from sculptcli.registry import Spec
 
 
 class ImageData(ABC):
@@ -72,3 +77,72 @@ class EpochSampler:
             self._epoch = epoch
         assert self._perm is not None
         return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+
+
+# ---------------------------------------------------------------- the spec every dataset shares: pixel scaling
+
+
+def normalize_pixels(x: Tensor, how: str, stretch: float) -> Tensor:
+    """Pixels in [0, 1] mapped back into [0, 1] by `how`, for faint, high-dynamic-range images:
+
+    none   x unchanged
+    max    x / max(x) per image (the brightness of each image is lost: a factor such as flux then is too)
+    asinh  asinh(x / s) / asinh(1 / s) with s = stretch (linear below s, logarithmic above: astronomy's stretch)
+    log    (log10(x + s) − log10(s)) / (log10(1 + s) − log10(s)), s = stretch (a floor for the dark pixels)
+    """
+    if how == "none":
+        return x
+    if how == "max":
+        peak = x.flatten(1).amax(1).clamp_min(1e-12)
+        return x / peak.view(-1, *([1] * (x.ndim - 1)))
+    if how == "asinh":
+        return torch.asinh(x / stretch) / math.asinh(1.0 / stretch)
+    if how == "log":
+        lo = math.log10(stretch)
+        return (torch.log10(x + stretch) - lo) / (math.log10(1.0 + stretch) - lo)
+    raise ValueError(f"unknown normalize {how!r}")
+
+
+class NormalizedData(ImageData):
+    """A built dataset whose every image (training, held-out, rendered from factors) passes through
+    `normalize_pixels`; everything else is the wrapped dataset's."""
+
+    def __init__(self, inner: ImageData, how: str, stretch: float):
+        self.inner, self.how, self.stretch = inner, how, stretch
+        self.binary = False
+
+    def __getattr__(self, name: str):  # shape, n_train, factors, train_index, … of the wrapped dataset
+        return getattr(self.__dict__["inner"], name)
+
+    def _norm(self, x: Tensor) -> Tensor:
+        return normalize_pixels(x, self.how, self.stretch)
+
+    def train_batch(self, step: int, batch_size: int) -> Tensor:
+        return self._norm(self.inner.train_batch(step, batch_size))
+
+    def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+        images, factors = self.inner.heldout(n)
+        return self._norm(images), factors
+
+    def ground_truth(self):
+        table = self.inner.ground_truth()
+        if table is None:
+            return None
+        rows, render = table
+        return rows, lambda r: self._norm(render(r))
+
+
+class DataSpec(Spec):
+    """Base of every dataset spec: `load` builds the dataset, `build` adds the pixel scaling every dataset has."""
+
+    normalize: Literal["none", "max", "asinh", "log"] = Field(
+        "none", description="pixel scaling for faint, high-dynamic-range images: none, max, asinh or log"
+    )
+    stretch: float = Field(0.01, gt=0, le=1, description="the asinh softening or the log floor (normalize)")
+
+    def load(self, seed: int, device: torch.device | str = "cpu") -> ImageData:
+        raise NotImplementedError
+
+    def build(self, seed: int, device: torch.device | str = "cpu") -> ImageData:
+        data = self.load(seed, device)
+        return data if self.normalize == "none" else NormalizedData(data, self.normalize, self.stretch)

@@ -26,8 +26,7 @@ from pydantic import Field
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import ImageData
-from sculptcli.registry import Spec
+from sculptcli.data.base import DataSpec, ImageData
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -242,7 +241,7 @@ class DSprites(ImageData):
 
 
 @DATASETS.register
-class DSpritesSpec(Spec):
+class DSpritesSpec(DataSpec):
     """dSprites (procedural lookalike, generated on the fly; exact published factor grid)."""
 
     type: Literal["dsprites"] = "dsprites"
@@ -251,5 +250,5 @@ class DSpritesSpec(Spec):
     def image_shape(self) -> tuple[int, int, int]:
         return DSprites.shape
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> DSprites:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> DSprites:
         return DSprites(self.heldout, seed, torch.device(device))

@@ -29,6 +29,7 @@ import torch
 from pydantic import Field, PositiveInt, model_validator
 
 from sculptcli.data import DATASETS
+from sculptcli.data.base import DataSpec
 from sculptcli.data.vision import (
     LabelledImages,
     decode_all,
@@ -39,7 +40,6 @@ from sculptcli.data.vision import (
     save_cache,
 )
 from sculptcli.errors import UserError
-from sculptcli.registry import Spec
 
 HELDOUT_SEED = 1_000_033  # the held-out split is drawn with this seed, never with the run seed
 MAX_HELDOUT = 10_000  # a fractional held-out split is capped at this many images
@@ -132,7 +132,7 @@ def read_folder(path: Path, size: int, channels: int) -> tuple[torch.Tensor, tor
 
 
 @DATASETS.register
-class FolderSpec(Spec):
+class FolderSpec(DataSpec):
     """Your own folder of images (flat, or one subfolder per class), resized to size × size."""
 
     type: Literal["folder"] = "folder"
@@ -161,7 +161,7 @@ class FolderSpec(Spec):
         side = self.pad_to or self.size
         return (self.channels, side, side)
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
         path = Path(self.path).expanduser().resolve()
         images, labels, classes = read_folder(path, self.size, self.channels)
         n = len(images)

@@ -62,10 +62,9 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import ImageData
+from sculptcli.data.base import DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
-from sculptcli.registry import Spec
 
 FACTOR_NAMES = ("flux", "radius", "g1", "g2", "psf_fwhm")
 RANGES = ((1e4, 1e5), (0.1, 1.0), (-0.5, 0.5), (-0.5, 0.5), (0.2, 0.4))
@@ -257,7 +256,7 @@ class GalaxyData(ImageData):
 
 
 @DATASETS.register
-class GalaxySpec(Spec):
+class GalaxySpec(DataSpec):
     """Galaxy stamps (GalSim): exponential disc ⊗ Gaussian PSF on a Latin hypercube of flux, radius, g1, g2 and
     PSF FWHM; 16,384 images 33×33 padded to 64×64 (generated, needs `pip install galsim`)."""
 
@@ -314,5 +313,5 @@ class GalaxySpec(Spec):
         side = self.pad_to or self.stamp
         return (1, side, side)
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> GalaxyData:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> GalaxyData:
         return GalaxyData(self, seed, torch.device(device))

@@ -25,9 +25,8 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import ImageData
+from sculptcli.data.base import DataSpec, ImageData
 from sculptcli.errors import UserError
-from sculptcli.registry import Spec
 
 HELDOUT_SEED = 1_000_017  # the held-out split is drawn with this seed, never with the run seed
 SUFFIXES = (".safetensors", ".npz")
@@ -185,7 +184,7 @@ class TensorData(ImageData):
 
 
 @DATASETS.register
-class TensorSpec(Spec):
+class TensorSpec(DataSpec):
     """Your own images from a .safetensors or .npz file holding `images` (and optional `factors`)."""
 
     type: Literal["tensor"] = "tensor"
@@ -216,5 +215,5 @@ class TensorSpec(Spec):
         _, (c, h, w) = check_header(read_header(path), path)
         return (c, self.pad_to, self.pad_to) if self.pad_to else (c, h, w)
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> TensorData:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> TensorData:
         return TensorData(self, seed, torch.device(device))

@@ -47,10 +47,9 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import ImageData
+from sculptcli.data.base import DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
-from sculptcli.registry import Spec
 
 DATA_DIR_ENV = "SCULPT_DATA_DIR"
 DEFAULT_ROOT = "data"
@@ -302,7 +301,7 @@ def split_build(
     )
 
 
-class RootSpec(Spec):
+class RootSpec(DataSpec):
     """Fields shared by the datasets read from a data directory."""
 
     NATIVE: ClassVar[tuple[int, int, int]] = (3, 32, 32)
@@ -436,7 +435,7 @@ class MNISTSpec(RootSpec):
         32, description="centred zero padding to pad_to × pad_to pixels (32 fits 4–5 stride-2 layers; null: 28×28)"
     )
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
         root = self.resolved_root()
         if self.download:
             try:
@@ -583,7 +582,7 @@ class CIFAR10Spec(RootSpec):
 
     type: Literal["cifar10"] = "cifar10"
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
         root = self.resolved_root()
         if self.download:
             try:
@@ -727,7 +726,7 @@ class TinyImageNetSpec(RootSpec):
 
     type: Literal["tinyimagenet"] = "tinyimagenet"
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> LabelledImages:
         root = self.resolved_root()
         tree = root / TINY_DIR
         if self.download and not (tree / "wnids.txt").is_file():

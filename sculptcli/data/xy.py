@@ -35,8 +35,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import ImageData
-from sculptcli.registry import Spec
+from sculptcli.data.base import DataSpec, ImageData
 
 RES = 84  # the generated frame, before padding
 LOW = 15  # the smallest centre coordinate at the largest radius (the original grid is 15…67)
@@ -141,7 +140,7 @@ def heldout_draw(n_images: int, n_heldout: int) -> Tensor:
     return torch.randperm(n_images, generator=g)[:n_heldout]
 
 
-class XYFamilySpec(Spec):
+class XYFamilySpec(DataSpec):
     """Shared config and build of the XY family; subclasses set `type`, the intensities and the radii."""
 
     colours: ClassVar[tuple[float, ...]] = (1.0,)
@@ -180,7 +179,7 @@ class XYFamilySpec(Spec):
         side = self.pad_to or RES
         return (1, side, side)
 
-    def build(self, seed: int, device: torch.device | str = "cpu") -> XYData:
+    def load(self, seed: int, device: torch.device | str = "cpu") -> XYData:
         return XYData(self, seed, torch.device(device))
 
 

@@ -24,23 +24,44 @@ class ScoreInput:
     options: dict[str, Any] = field(default_factory=dict)
     data: Any = None  # the built dataset, when it can render images from factors (ground_truth)
     cache: dict[str, Any] = field(default_factory=dict)  # shared between metrics of one scoring
+    dims: list[int] | None = None  # the original latent dimension of each column (None: all, in order)
+    d_full: int | None = None  # the latent size before collapsed dimensions were left out (None: no column left out)
 
 
 MetricFn = Callable[[ScoreInput], dict[str, Any] | None]
 
 
 class MetricRegistry:
+    """Metrics by name. Each declares the report keys it writes (null when it cannot be computed) and whether it
+    judges the whole code against the prior or the data (`whole_code`: NMSE, distances to the prior — computed on
+    every dimension, collapsed ones included) or the structure of the code (everything else — computed on the
+    live, non-collapsed dimensions only)."""
+
     def __init__(self) -> None:
         self._fns: dict[str, MetricFn] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._whole: set[str] = set()
 
-    def register(self, name: str) -> Callable[[MetricFn], MetricFn]:
+    def register(
+        self, name: str, keys: tuple[str, ...] | None = None, whole_code: bool = False
+    ) -> Callable[[MetricFn], MetricFn]:
         def deco(fn: MetricFn) -> MetricFn:
             if name in self._fns:
                 raise TypeError(f"metric '{name}' registered twice")
             self._fns[name] = fn
+            self._keys[name] = keys or (name,)
+            if whole_code:
+                self._whole.add(name)
             return fn
 
         return deco
+
+    def keys(self, name: str) -> tuple[str, ...]:
+        """The report keys metric `name` writes."""
+        return self._keys[name]
+
+    def whole_code(self, name: str) -> bool:
+        return name in self._whole
 
     def names(self) -> list[str]:
         return list(self._fns)

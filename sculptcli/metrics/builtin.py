@@ -10,19 +10,26 @@ from sculptcli.metrics.recon import nmse
 
 @METRICS.register("lps")
 def _lps(inp: ScoreInput):
+    """LPS of the scored columns; per-dimension values are laid out over the original dimensions, null for a
+    dimension left out (collapsed)."""
     probes = inp.options.get("probes", ["lgbm", "mlp", "linear"])
     test_frac = inp.options.get("test_frac", 0.2)
     out: dict = {"per_dim": {}}
     settings = {}
+    dims = inp.dims if inp.dims is not None else list(range(inp.latents.shape[1]))
+    full = inp.d_full or inp.latents.shape[1]
     for probe in probes:
         r = lps(inp.latents, probe, seed=inp.seed, test_frac=test_frac)
         out[probe] = r.mean
-        out["per_dim"][probe] = r.per_dim
+        per: list[float | None] = [None] * full
+        for j, v in zip(dims, r.per_dim, strict=True):
+            per[j] = v
+        out["per_dim"][probe] = per
         settings[probe] = r.settings
     return {"lps": out, "_settings": {"lps": settings}}
 
 
-@METRICS.register("nmse")
+@METRICS.register("nmse", keys=("nmse", "nmse_db"), whole_code=True)
 def _nmse(inp: ScoreInput):
     if inp.model is None or inp.images is None:
         return {"nmse": None, "nmse_db": None}
@@ -30,7 +37,7 @@ def _nmse(inp: ScoreInput):
     return {"nmse": lin, "nmse_db": db}
 
 
-@METRICS.register("mmd2_prior")
+@METRICS.register("mmd2_prior", whole_code=True)
 def _mmd2_prior(inp: ScoreInput):
     if inp.prior is None:
         return {"mmd2_prior": None}

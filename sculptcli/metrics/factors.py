@@ -59,7 +59,7 @@ def _dci(inp: ScoreInput):
     return {"dci": out, "_settings": {"dci": s}}
 
 
-@METRICS.register("modularity")
+@METRICS.register("modularity", keys=("modularity", "explicitness"))
 def _modularity(inp: ScoreInput):
     if not _usable(inp):
         return {"modularity": None, "explicitness": None}

@@ -44,7 +44,7 @@ def ks_per_dim(latents: torch.Tensor, prior, n_prior: int = KS_PRIOR_N, seed: in
     return {"per_dim": per_dim, "max": max(per_dim)}
 
 
-@METRICS.register("prior_test")
+@METRICS.register("prior_test", whole_code=True)
 def _prior_test(inp: ScoreInput):
     if inp.prior is None:
         return {"prior_test": None}
@@ -65,7 +65,7 @@ def _prior_test(inp: ScoreInput):
     }
 
 
-@METRICS.register("ks")
+@METRICS.register("ks", whole_code=True)
 def _ks(inp: ScoreInput):
     if inp.prior is None:
         return {"ks": None}

@@ -15,12 +15,30 @@ class Encoded(NamedTuple):
 
 
 class AutoEncoder(nn.Module):
-    """Subclasses provide `encoder` (x -> features of size 2d or d) and `decoder` (z -> logits)."""
+    """Subclasses provide `encoder` (x -> features of size 2d or d) and `decoder` (z -> logits), and call
+    `init_input_norm(channels)` in their constructor.
+
+    The encoder sees its input standardised per channel, (x − in_shift) / in_scale, with statistics of the
+    training images set once before training (`fit_input_norm`) and saved with the weights; the decoder still
+    reconstructs pixels in [0, 1]. Without it the codes of faint images (astronomy stamps whose pixels are mostly
+    below 0.01) barely vary at initialisation, and the prior-matching term then keeps them collapsed."""
 
     latent_dim: int
     stochastic: bool
 
+    def init_input_norm(self, channels: int) -> None:
+        self.register_buffer("in_shift", torch.zeros(channels))
+        self.register_buffer("in_scale", torch.ones(channels))
+
+    @torch.no_grad()
+    def fit_input_norm(self, x: Tensor) -> None:
+        """Set the input standardisation from a sample of training images `x` (B, C, H, W)."""
+        x = x.float()
+        self.in_shift.copy_(x.mean(dim=(0, 2, 3)))
+        self.in_scale.copy_(x.std(dim=(0, 2, 3)).clamp_min(1e-6))
+
     def encode(self, x: Tensor, sample: bool | None = None) -> Encoded:
+        x = (x - self.in_shift.view(1, -1, 1, 1).to(x.dtype)) / self.in_scale.view(1, -1, 1, 1).to(x.dtype)
         h = self.encoder(x)
         if not self.stochastic:
             return Encoded(h, None, h)

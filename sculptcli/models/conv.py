@@ -26,6 +26,9 @@ class ConvAESpec(Spec):
     norm: Literal["none", "batch", "group"] = Field(
         "none", description="normalisation after each hidden conv layer (group: GroupNorm, batch-independent)"
     )
+    input_norm: Literal["data", "none"] = Field(
+        "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
+    )
 
     def channels(self) -> list[int]:
         return [min(self.width * 2 ** (i // 2), self.max_width) for i in range(self.layers)]
@@ -48,6 +51,7 @@ class ConvAE(AutoEncoder):
     def __init__(self, spec: ConvAESpec, shape: tuple[int, int, int]):
         super().__init__()
         c, h, w = shape
+        self.init_input_norm(c)
         chans = spec.channels()
         self.latent_dim, self.stochastic = spec.latent_dim, spec.stochastic
         sh, sw = h // 2**spec.layers, w // 2**spec.layers

@@ -80,6 +80,9 @@ class MMD(DivergenceSpec):
     scales: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0], min_length=1)
     bandwidth: Literal["median"] | float = "median"
     estimator: Literal["biased", "unbiased"] = "biased"
+    prior_n: PositiveInt | None = Field(
+        None, description="prior samples drawn per step (default: as many as the batch's codes)"
+    )
 
     @field_validator("scales")
     @classmethod
@@ -90,7 +93,7 @@ class MMD(DivergenceSpec):
 
     def __call__(self, enc, prior, generator, ctx=None):
         z = enc.z.float()
-        target = prior.sample(z.shape[0], generator)
+        target = prior.sample(self.prior_n or z.shape[0], generator)
         return mmd2(
             z, target, kernel=self.kernel, scales=self.scales, bandwidth=self.bandwidth, estimator=self.estimator
         )

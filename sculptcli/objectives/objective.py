@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, NonNegativeInt
 from torch import Tensor
 
 from sculptcli.models.base import Encoded
@@ -16,11 +17,24 @@ from sculptcli.objectives.divergences import DivergenceContext
 from sculptcli.priors.base import Sampler
 from sculptcli.registry import Spec
 
+LOG_EPS = 1e-10  # log_mse's offset (Aux-VAE's)
+
 
 class ObjectiveSpec(Spec):
-    recon: Literal["bce", "mse"] = "mse"
+    recon: Literal["bce", "mse", "log_mse"] = Field(
+        "mse", description="bce, mse, or log_mse: (log10(x̂+1e-10) − log10(x+1e-10))², Aux-VAE's, for faint images"
+    )
     reduction: Literal["mean", "sum"] = "mean"  # mean over elements (the paper's MSE) or sum per image (ELBO)
     divergence: DIVERGENCES.union() = DIVERGENCES.get("mmd")()  # type: ignore[valid-type]
+    warmup_steps: NonNegativeInt = Field(
+        0, description="ramp the divergence weight linearly from 0 to its value over these training steps"
+    )
+
+    def div_scale(self, step: int | None) -> float:
+        """The fraction of the divergence weight applied at training step `step` (1 outside training)."""
+        if step is None or not self.warmup_steps:
+            return 1.0
+        return min(1.0, (step + 1) / self.warmup_steps)
 
 
 class Objective:
@@ -75,14 +89,20 @@ class Objective:
         logits = logits.float()
         if self.spec.recon == "bce":
             per = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        elif self.spec.recon == "log_mse":
+            per = (torch.log10(torch.sigmoid(logits) + LOG_EPS) - torch.log10(x.float() + LOG_EPS)) ** 2
         else:
             per = (torch.sigmoid(logits) - x) ** 2
         per_image = per.flatten(1).sum(1) if self.spec.reduction == "sum" else per.flatten(1).mean(1)
         return per_image.mean()
 
-    def __call__(self, x: Tensor, enc: Encoded, logits: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
-        """loss, recon and div (scalars) and z, the codes the divergence saw (the global batch)."""
+    def __call__(
+        self, x: Tensor, enc: Encoded, logits: Tensor, generator: torch.Generator, step: int | None = None
+    ) -> dict[str, Tensor]:
+        """loss, recon and div (scalars) and z, the codes the divergence saw (the global batch). `step` is the
+        training step (for the divergence warm-up); None (evaluation) applies the full weight."""
         recon = self.recon(logits, x)
         enc = self._global(enc)
         div = self.div(enc, self.prior, generator, self.ctx)
-        return {"loss": recon + self.div.weight * div, "recon": recon, "div": div, "z": enc.z}
+        weight = self.div.weight * self.spec.div_scale(step)
+        return {"loss": recon + weight * div, "recon": recon, "div": div, "z": enc.z}

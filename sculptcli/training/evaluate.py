@@ -1,6 +1,10 @@
-"""The periodic held-out evaluation during training: objective, NMSE, linear LPS and MMD² to the prior."""
+"""The periodic held-out evaluation during training: objective, NMSE, LPS (linear and nonlinear probes),
+MMD² to the prior and the state of the codes (collapsed dimensions)."""
 
 from __future__ import annotations
+
+import math
+import time
 
 import torch
 
@@ -10,7 +14,17 @@ from sculptcli.metrics.recon import nmse
 
 
 @torch.no_grad()
-def evaluate(model, objective, images, prior, seed: int, step: int) -> dict[str, float]:
+def evaluate(
+    model, objective, images, prior, seed: int, step: int, probes: tuple[str, ...] = ("linear", "lgbm", "mlp")
+) -> dict[str, float]:
+    """Held-out objective, NMSE, MMD² to the prior, the LPS of each probe on the codes of `images` (live
+    dimensions only) and `collapsed_dims`.
+
+    The nonlinear probes need codes: with few they miss dependencies and read low (one dSprites model: LPS-lgbm
+    0.23 on 2,000 codes, 0.35 on 5,000, 0.36 on 10,000; on independent codes −0.17, −0.08, −0.04), so the presets
+    evaluate on 5,000 held-out images (`train.eval_n`); the final `sculpt score` is the number to report."""
+    from sculptcli.metrics.collapse import collapsed_dims
+
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -22,11 +36,19 @@ def evaluate(model, objective, images, prior, seed: int, step: int) -> dict[str,
         losses.append(float(objective(x, enc, model.decode(enc.z), g)["loss"]) * len(x))
     z = model.embed(images).cpu()
     lin, db = nmse(model, images)
-    out = {
+    collapsed = collapsed_dims(z, prior)
+    out: dict = {
         "heldout_loss": sum(losses) / len(images),
         "nmse_db": db,
-        "lps_linear": lps(z, "linear", seed=seed).mean if z.shape[1] >= 2 else float("nan"),
         "mmd2_prior": mmd2_to_prior(z, prior, n=min(len(z), 2000), seed=seed),
+        "collapsed_dims": collapsed,
     }
+    active = [i for i in range(z.shape[1]) if i not in set(collapsed)]
+    t0 = time.perf_counter()
+    for probe in probes:
+        # LPS of the live (non-collapsed) dimensions; undefined (NaN, shown as —) with fewer than two
+        out[f"lps_{probe}"] = lps(z[:, active], probe, seed=seed).mean if len(active) >= 2 else math.nan
+    out["lps_seconds"] = time.perf_counter() - t0
+    out["n"] = len(z)
     model.train(was_training)
     return out

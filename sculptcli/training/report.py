@@ -30,6 +30,11 @@ def trend(values: list[float]) -> str:
     return "↓" if d < -1e-3 else "↑" if d > 1e-3 else "→"
 
 
+def fmt(v, digits: int = 3) -> str:
+    """A live metric for the terminal: '—' when it is missing or undefined (NaN)."""
+    return "—" if v is None or v != v else f"{v:.{digits}f}"
+
+
 def describe_run(cfg, device, use_bf16: bool) -> dict[str, str]:
     div = cfg.objective.divergence
     return {
@@ -82,8 +87,11 @@ class PlainReporter(Reporter):
     def evaluation(self, r):
         self._print(
             f"eval {r['step']:>7d}  held-out loss {r['heldout_loss']:.5f}  NMSE {r['nmse_db']:.2f} dB  "
-            f"LPS-linear {r['lps_linear']:.3f}  MMD² prior {r['mmd2_prior']:.4f}"
+            f"LPS-lgbm {fmt(r.get('lps_lgbm'))}  LPS-mlp {fmt(r.get('lps_mlp'))}  "
+            f"LPS-linear {fmt(r.get('lps_linear'))}  MMD² prior {r['mmd2_prior']:.4f}"
         )
+        for w in r.get("warnings", []):
+            self._print(f"warning: {w}")
 
     def message(self, text):
         self._print(text)
@@ -124,21 +132,26 @@ class RichDashboard(Reporter):
             r = self.last
             stats.add_row(f"{r['loss']:.5f}", f"{r['recon']:.5f}", f"{r['div']:.5f}", f"{r['img_per_s']:.0f}")
         ev = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("held-out", "LPS-linear", "trend", "NMSE dB", "MMD² prior"):
+        for col in ("held-out", "LPS-lgbm", "trend", "LPS-mlp", "LPS-linear", "NMSE dB", "MMD² prior"):
             ev.add_column(col, justify="right")
+        parts = [Group(info, "", self.progress, "", stats, "", ev)]
         if self.evals:
             e = self.evals[-1]
-            lps = [x["lps_linear"] for x in self.evals]
+            lgbm = [x.get("lps_lgbm", float("nan")) for x in self.evals]
             ev.add_row(
-                f"step {e['step']}",
-                f"{e['lps_linear']:.3f} {trend(lps)}",
-                sparkline(lps),
+                f"step {e['step']} · n={e.get('n', '?')}",
+                f"[bold]{fmt(e.get('lps_lgbm'))}[/] {trend(lgbm)}",
+                sparkline(lgbm),
+                fmt(e.get("lps_mlp")),
+                fmt(e.get("lps_linear")),
                 f"{e['nmse_db']:.2f}",
                 f"{e['mmd2_prior']:.4f}",
             )
+            for w in e.get("warnings", []):
+                parts.append(f"[bold red]⚠ {w}[/]")
         else:
-            ev.add_row("—", "—", "", "—", "—")
-        return Panel(Group(info, "", self.progress, "", stats, "", ev), title=self.title, border_style="cyan")
+            ev.add_row("—", "—", "", "—", "—", "—", "—")
+        return Panel(Group(*parts), title=self.title, border_style="cyan")
 
     def _refresh(self):
         if self.live:

@@ -18,7 +18,10 @@ from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_json
 from sculptcli.objectives import Objective
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
+from sculptcli.training.health import input_scale_warning, run_warnings
 from sculptcli.training.report import Reporter
+
+INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
 
 
 @dataclass
@@ -102,9 +105,10 @@ def train(
     # ---- start fresh or resume: model, optimizer, RNG, step, running window, metrics up to that step
     step, window = 0, torch.zeros(4, device=device)  # window = [count, loss, recon, div] sums since last log
     best = math.inf
+    evals: list[dict] = []  # the held-out evaluations so far (for the health warnings)
     if resume:
         ckpt = load_checkpoint(run_dir / "last.safetensors")
-        model.load_state_dict(ckpt.group("model"))
+        model.load_state_dict(ckpt.model_weights(model))
         ckpt.restore_optimizer(optimizer)
         if aux is not None:
             aux[0].load_state_dict(ckpt.group("aux"))
@@ -114,9 +118,14 @@ def train(
         window = ckpt.tensors.get("extra.window", window).to(device)
         best = float(ckpt.tensors.get("extra.best", torch.tensor(math.inf)))
         if dist.main:
-            write_jsonl(metrics_path, [r for r in read_jsonl(metrics_path) if r["step"] <= step])
-    elif dist.main:
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+            kept = [r for r in read_jsonl(metrics_path) if r["step"] <= step]
+            write_jsonl(metrics_path, kept)
+            evals = [r for r in kept if r.get("split") == "heldout"]
+    else:
+        if getattr(cfg.model, "input_norm", "none") == "data":  # the same statistics on every process
+            model.fit_input_norm(torch.cat([data.train_batch(s, bs) for s in range(INPUT_NORM_BATCHES)]))
+        if dist.main:
+            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
     def save(path: Path, with_optimizer: bool = True) -> None:
         if dist.main:
@@ -145,6 +154,10 @@ def train(
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
 
     reporter.start(cfg, run_dir, device, total, step, use_bf16)
+    if dist.main and step == 0:
+        scale = input_scale_warning(data.train_batch(0, bs), getattr(cfg.model, "input_norm", "none") == "data")
+        if scale:
+            reporter.message(f"warning: {scale}")
     last_eval = None
     t_window, seen_window = time.perf_counter(), 0
     model.train()
@@ -158,8 +171,11 @@ def train(
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 enc, logits = forward(x)
-                parts = objective(x, enc, logits, step_generator(cfg.seed, step, device))
+                parts = objective(x, enc, logits, step_generator(cfg.seed, step, device), step)
             optimizer.zero_grad(set_to_none=True)
+            lr = cfg.train.lr_at(step, total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             parts["loss"].backward()
             optimizer.step()
             if aux is not None:
@@ -198,6 +214,8 @@ def train(
                     "split": "heldout",
                     **evaluate(model, objective.local(), eval_images, prior, cfg.seed, step),
                 }
+                evals.append(last_eval)
+                last_eval["warnings"] = run_warnings(evals, cfg.model.latent_dim, objective.div.weight > 0)
                 append_jsonl(metrics_path, last_eval)
                 reporter.evaluation(last_eval)
                 if last_eval["heldout_loss"] < best:
