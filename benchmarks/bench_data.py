@@ -13,6 +13,7 @@ import torch
 
 from benchmarks.common import environment, interleaved, timed
 from sculptcli.config import load_config
+from sculptcli.data import Batch
 from sculptcli.objectives import Objective
 from sculptcli.training.trainer import resolve_device, step_generator
 
@@ -31,7 +32,7 @@ def main() -> None:
     model = cfg.model.build(data.shape).to(device)
     objective = Objective(cfg.objective, cfg.prior.build(cfg.model.latent_dim, device))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    x_fixed = data.train_batch(0, args.batch)
+    x_fixed = data.train_batch(0, args.batch).images
     bf16 = device.type == "cuda"
     counter = iter(range(10**9))
 
@@ -43,7 +44,7 @@ def main() -> None:
         for s in range(args.steps):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 enc, logits = model(x_fixed)
-                loss = objective(x_fixed, enc, logits, step_generator(0, s, device))["loss"]
+                loss = objective(Batch(x_fixed), enc, logits, step_generator(0, s, device))["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

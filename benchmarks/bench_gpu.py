@@ -84,11 +84,12 @@ def flops_per_step(cfg, device: torch.device) -> float:
     data = cfg.data.build(cfg.seed, device)
     model = cfg.model.build(data.shape).to(device)
     objective = Objective(cfg.objective, cfg.prior.build(cfg.model.latent_dim, device), n_data=data.n_train)
-    x = data.train_batch(0, cfg.train.batch_size)
+    batch = data.train_batch(0, cfg.train.batch_size)
+    x = batch.images
     counter = FlopCounterMode(display=False)
     with counter, torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         enc, logits = model(x)
-        objective(x, enc, logits, step_generator(0, 0, device))["loss"].backward()
+        objective(batch, enc, logits, step_generator(0, 0, device))["loss"].backward()
     return float(counter.get_total_flops())
 
 

@@ -61,7 +61,7 @@ def bare_seconds_per_step(cfg, device, warmup: int, steps: int) -> float:
         if step == warmup:
             sync(device)
             t0 = time.perf_counter()
-        x = data.train_batch(step, cfg.train.batch_size)
+        x = data.train_batch(step, cfg.train.batch_size).images
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             z = model.encoder(x)
             logits = model.decoder(z)
@@ -81,7 +81,7 @@ def evaluation_seconds(cfg, device, repeats: int) -> tuple[float, float]:
     torch.manual_seed(cfg.seed)
     data = cfg.data.build(cfg.seed, device)
     model = cfg.model.build(data.shape).to(device)
-    model.fit_input_norm(data.train_batch(0, cfg.train.batch_size))
+    model.fit_input_norm(data.train_batch(0, cfg.train.batch_size).images)
     prior = cfg.prior.build(cfg.model.latent_dim, device)
     objective = Objective(cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim)
     images, _ = data.heldout(cfg.train.eval_n)

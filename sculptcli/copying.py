@@ -47,7 +47,7 @@ def training_codes(model, data, n: int, batch_size: int = CODES_BATCH) -> Tensor
     model.eval()
     out, got, step = [], 0, 0
     while got < n:
-        z = model.embed(data.train_batch(step, bs)).cpu()[: n - got]
+        z = model.embed(data.train_batch(step, bs).images).cpu()[: n - got]
         out.append(z)
         got += len(z)
         step += 1

@@ -10,6 +10,7 @@ import torch
 import yaml
 from torch.distributions import Normal
 
+from sculptcli.data import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES, Objective, ObjectiveSpec
 from sculptcli.objectives.divergences import DivergenceContext, permute_dims
@@ -126,7 +127,7 @@ def test_factorvae_adds_gamma_times_discriminator_log_odds(gen):
     obj = Objective(ObjectiveSpec(divergence={"type": "factor_tc", "gamma": 10.0, "disc_hidden": 16}), prior)
     enc = _encoded(gen)
     x = torch.zeros(24, 1, 4, 4)
-    parts = obj(x, enc, torch.zeros_like(x), gen)
+    parts = obj(Batch(x), enc, torch.zeros_like(x), gen)
     kl = float(DIVERGENCES.get("kl")()(enc, prior, gen))
     with torch.no_grad():
         tc = float(obj.aux(enc.z).mean())

@@ -301,16 +301,16 @@ def test_training_batches_never_contain_heldout_images(data):
 
 def test_batches_are_a_pure_function_of_seed_and_step(data):
     again = D.DSprites(1000, seed=3)
-    x = data.train_batch(7, 64)
+    x = data.train_batch(7, 64).images
     assert x.shape == (64, 1, 64, 64) and torch.all((x == 0) | (x == 1))
-    assert torch.equal(x, again.train_batch(7, 64))
+    assert torch.equal(x, again.train_batch(7, 64).images)
     assert torch.equal(x, D.render(D.index_to_factors(data.train_indices(7, 64))))
-    assert not torch.equal(x, data.train_batch(8, 64))
-    assert not torch.equal(x, D.DSprites(1000, seed=4).train_batch(7, 64))
+    assert not torch.equal(x, data.train_batch(8, 64).images)
+    assert not torch.equal(x, D.DSprites(1000, seed=4).train_batch(7, 64).images)
     # resuming out of order replays the same batches
-    late = again.train_batch(20_000, 64)
-    assert torch.equal(again.train_batch(7, 64), x)
-    assert torch.equal(data.train_batch(20_000, 64), late)
+    late = again.train_batch(20_000, 64).images
+    assert torch.equal(again.train_batch(7, 64).images, x)
+    assert torch.equal(data.train_batch(20_000, 64).images, late)
 
 
 def test_epoch_sampler_covers_each_epoch_without_repetition():

@@ -64,7 +64,7 @@ def test_renders_shape_range_padding_and_determinism(cache, tmp_path):
     assert data.factor_names == ("flux", "radius", "g1", "g2", "psf_fwhm") and data.factor_sizes == (None,) * 5
     images, factors = data.heldout()
     assert images.shape == (20, 1, 64, 64) and factors.shape == (20, 5) and factors.dtype == torch.float32
-    batch = data.train_batch(3, 16)
+    batch = data.train_batch(3, 16).images
     assert batch.shape == (16, 1, 64, 64) and batch.dtype == torch.float32
     assert data.images.min() == 0.0 and data.images.max() == 1.0  # dataset-wide min–max
     assert data.count_min == 0.0 and data.count_max > 1_000  # Poisson counts, no sky
@@ -161,8 +161,8 @@ def test_heldout_is_fixed_disjoint_and_independent_of_the_run_seed(cache):
     assert torch.equal(a.heldout()[0], b.heldout()[0])
     held, train = set(a.heldout_index.tolist()), set(a.train_index.tolist())
     assert len(held) == 20 and not held & train and held | train == set(range(200)) and a.n_train == 180
-    assert not torch.equal(a.train_batch(0, 16), b.train_batch(0, 16))  # batches follow the run seed
-    assert torch.equal(a.train_batch(5, 16), spec(cache).build(0, "cpu").train_batch(5, 16))
+    assert not torch.equal(a.train_batch(0, 16).images, b.train_batch(0, 16).images)  # batches follow the run seed
+    assert torch.equal(a.train_batch(5, 16).images, spec(cache).build(0, "cpu").train_batch(5, 16).images)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ def test_dsprites_renders_on_the_device():
     from sculptcli.data.dsprites import DSpritesSpec, index_to_factors, render
 
     data = DSpritesSpec(heldout=200).build(0, "cuda")
-    x = data.train_batch(0, 64)
+    x = data.train_batch(0, 64).images
     assert x.device.type == "cuda" and x.shape == (64, 1, 64, 64)
     idx = torch.arange(0, 737_280, 9_973, device="cuda")
     assert torch.equal(render(index_to_factors(idx)).cpu(), render(index_to_factors(idx.cpu())))
@@ -45,7 +45,7 @@ def test_a_set_kept_on_the_host_streams_pinned_batches_to_the_device():
     assert data.images.is_pinned() and data.images.device.type == "cpu"
     for step in range(6):
         ids = data.train_indices(step, 64)
-        x = data.train_batch(step, 64)
+        x = data.train_batch(step, 64).images
         assert x.device.type == "cuda" and torch.equal(x.cpu(), images[ids.cpu()].float() / 255)
 
 

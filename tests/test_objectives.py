@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
+from sculptcli.data import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES, Objective, ObjectiveSpec
 from sculptcli.priors import PRIORS
@@ -56,7 +57,7 @@ def test_reconstruction_losses(recon, reduction, gen):
     per_pixel = -(x * p.log() + (1 - x) * (1 - p).log()) if recon == "bce" else (p - x) ** 2
     ref = per_pixel.sum() / 4 if reduction == "sum" else per_pixel.mean()
     z = torch.zeros(4, 2)
-    parts = obj(x, Encoded(z, None, z), logits, gen)
+    parts = obj(Batch(x), Encoded(z, None, z), logits, gen)
     assert parts["recon"].item() == pytest.approx(ref.item(), rel=1e-5)
     assert parts["loss"].item() == pytest.approx(ref.item(), rel=1e-5)
 
@@ -67,7 +68,7 @@ def test_weight_scales_the_divergence(gen):
     prior = PRIORS.get("gaussian")().build(2)
     parts = [
         Objective(ObjectiveSpec(divergence={"type": "mmd", "weight": w}), prior)(
-            x, Encoded(z, None, z), torch.zeros_like(x), torch.Generator().manual_seed(1)
+            Batch(x), Encoded(z, None, z), torch.zeros_like(x), torch.Generator().manual_seed(1)
         )
         for w in (0.0, 0.3, 3.0)
     ]

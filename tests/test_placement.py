@@ -20,7 +20,7 @@ def test_host_placement_gives_the_same_batches_as_device_placement():
     dev, host = _data("device"), _data("host")
     assert dev.placement == "device" and host.placement == "host"
     for step in range(7):  # across epoch boundaries
-        assert torch.equal(dev.train_batch(step, 16), host.train_batch(step, 16))
+        assert torch.equal(dev.train_batch(step, 16).images, host.train_batch(step, 16).images)
     (a, la), (b, lb) = dev.heldout(5), host.heldout(5)
     assert torch.equal(a, b) and torch.equal(la, lb) and a.shape == (5, 3, 12, 12)
 

@@ -61,7 +61,7 @@ def test_each_layout_builds(tmp_path, suffix, layout, dtype):
     assert torch.allclose(im[0], want)
     assert not set(data.heldout_index.tolist()) & set(data.train_index.tolist())
     assert torch.equal(data.heldout_index, spec.build(9, "cpu").heldout_index)  # independent of the run seed
-    assert torch.equal(data.train_batch(2, 8), spec.build(0, "cpu").train_batch(2, 8))
+    assert torch.equal(data.train_batch(2, 8).images, spec.build(0, "cpu").train_batch(2, 8).images)
 
 
 def test_padding(tmp_path):

@@ -138,7 +138,7 @@ def build(type_: str, seed: int = 0, **fields):
 def check_common(data, n_train: int, n_held: int, shape: tuple[int, int, int]) -> None:
     assert data.shape == shape and data.n_train == n_train and data.binary is False
     assert data.images.dtype == torch.uint8
-    x = data.train_batch(1, 4)
+    x = data.train_batch(1, 4).images
     assert x.shape == (4, *shape) and x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
     im, f = data.heldout()
     assert im.shape == (n_held, *shape) and im.min() >= 0 and im.max() <= 1
@@ -166,9 +166,9 @@ def test_mnist_reads_idx_files(tmp_path, gz, nested):
     # training batches: exact training images, deterministic for a seed
     idx = data.train_indices(3, 8)
     want = torch.from_numpy(arrays["train-images-idx3-ubyte"][idx.numpy()]).float() / 255
-    assert torch.equal(data.train_batch(3, 8)[:, 0, 2:30, 2:30], want)
-    assert torch.equal(data.train_batch(3, 8), spec.build(0, "cpu").train_batch(3, 8))
-    assert not torch.equal(data.train_batch(0, 8), spec.build(1, "cpu").train_batch(0, 8))
+    assert torch.equal(data.train_batch(3, 8).images[:, 0, 2:30, 2:30], want)
+    assert torch.equal(data.train_batch(3, 8).images, spec.build(0, "cpu").train_batch(3, 8).images)
+    assert not torch.equal(data.train_batch(0, 8).images, spec.build(1, "cpu").train_batch(0, 8).images)
 
 
 def test_mnist_unpadded_and_root_from_env(tmp_path, monkeypatch):
@@ -221,8 +221,8 @@ def test_cifar_both_formats_round_trip(tmp_path, fmt):
     assert f[:, 0].tolist() == test_labels
     train = np.concatenate([b[1] for b in batches[:5]]).reshape(-1, 3, 32, 32)
     idx = data.train_indices(2, 8)
-    assert torch.equal(data.train_batch(2, 8), torch.from_numpy(train[idx.numpy()]).float() / 255)
-    assert torch.equal(data.train_batch(2, 8), build("cifar10", root=str(tmp_path)).train_batch(2, 8))
+    assert torch.equal(data.train_batch(2, 8).images, torch.from_numpy(train[idx.numpy()]).float() / 255)
+    assert torch.equal(data.train_batch(2, 8).images, build("cifar10", root=str(tmp_path)).train_batch(2, 8).images)
 
 
 class Evil:
@@ -351,7 +351,7 @@ def test_tinyimagenet_decodes_and_caches(tmp_path, monkeypatch):
     monkeypatch.setattr(vision, "decode_all", no_decode)
     again = build("tinyimagenet", root=str(tmp_path))
     assert torch.equal(again.images, data.images) and torch.equal(again.labels, data.labels)
-    assert torch.equal(again.train_batch(1, 4), data.train_batch(1, 4))
+    assert torch.equal(again.train_batch(1, 4).images, data.train_batch(1, 4).images)
     # a changed tree (an image added to a class) is decoded again
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tree / "train" / "n01" / "images" / "n01_9.JPEG")
     with pytest.raises(AssertionError, match="decoded again"):
@@ -395,7 +395,8 @@ def test_folder_flat_round_trips_and_caches(tmp_path, monkeypatch):
 
     monkeypatch.setattr(folder_mod, "decode_all", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     again = spec.build(0, "cpu")
-    assert torch.equal(again.images, data.images) and torch.equal(again.train_batch(2, 4), data.train_batch(2, 4))
+    assert torch.equal(again.images, data.images)
+    assert torch.equal(again.train_batch(2, 4).images, data.train_batch(2, 4).images)
 
 
 def test_folder_classes_resize_and_grayscale(tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ def test_grid_sizes_and_factors(kind, n, names, sizes):
     assert data.shape == (1, 96, 96) and data.binary == (kind == "xy")
     images, factors = data.heldout(50)
     assert images.shape == (50, 1, 96, 96) and factors.shape == (50, len(names))
-    assert data.train_batch(0, 32).shape == (32, 1, 96, 96)
+    assert data.train_batch(0, 32).images.shape == (32, 1, 96, 96)
     x, y = factors[:, 0], factors[:, 1]
     r = factors[:, 3] if kind == "xycs" else torch.full_like(x, 15.0)
     assert ((x - r) >= 0).all() and ((x + r) <= 83).all() and ((y - r) >= 0).all() and ((y + r) <= 83).all()
@@ -78,8 +78,8 @@ def test_heldout_is_fixed_disjoint_and_deterministic():
     assert len(set(a.heldout_index.tolist()) | set(a.train_index.tolist())) == 14_045
     for step in (0, 7, 300):
         assert not set(a.train_indices(step, 64).tolist()) & set(a.heldout_index.tolist())
-    assert torch.equal(a.train_batch(3, 16), build("xyc", seed=0).train_batch(3, 16))
-    assert not torch.equal(a.train_batch(3, 16), b.train_batch(3, 16))
+    assert torch.equal(a.train_batch(3, 16).images, build("xyc", seed=0).train_batch(3, 16).images)
+    assert not torch.equal(a.train_batch(3, 16).images, b.train_batch(3, 16).images)
     ia, fa = a.heldout(20)
     ib, fb = b.heldout(20)
     assert torch.equal(ia, ib) and torch.equal(fa, fb)

@@ -5,6 +5,6 @@ from sculptcli.registry import Registry
 DATASETS = Registry("dataset")
 
 from sculptcli.data import dsprites, folder, galaxy, tensor, vision, xy  # noqa: E402,F401  (registers)
-from sculptcli.data.base import ImageData  # noqa: E402
+from sculptcli.data.base import Batch, ImageData  # noqa: E402
 
-__all__ = ["DATASETS", "ImageData"]
+__all__ = ["DATASETS", "Batch", "ImageData"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -12,6 +13,34 @@ from pydantic import Field
 from torch import Tensor
 
 from sculptcli.registry import Spec
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch: the images and, when the dataset knows them, the images' factor values and context labels.
+
+    `factors` (B, k) float are the same values `heldout` returns for held-out images (in the dataset's
+    `factor_names` order); `context` (B,) long holds the context (intervention) label of each image — a batch
+    drawn from one context carries that label throughout. Objectives and divergences receive the whole batch, so
+    one that needs factors (a conditional prior, a supervised term) reads them from here."""
+
+    images: Tensor
+    factors: Tensor | None = None
+    context: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx) -> Batch:
+        """The rows `idx` (a slice or an index tensor) of every part."""
+        return Batch(
+            self.images[idx],
+            None if self.factors is None else self.factors[idx],
+            None if self.context is None else self.context[idx],
+        )
+
+    def with_images(self, images: Tensor) -> Batch:
+        return replace(self, images=images)
 
 
 class ImageData(ABC):
@@ -46,8 +75,9 @@ class ImageData(ABC):
         return None
 
     @abstractmethod
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        """The training batch for `step`: float (B, C, H, W) on `self.device`."""
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        """The training batch for `step`: images float (B, C, H, W) on `self.device`, with their factors (float
+        (B, k)) when the dataset knows them."""
 
     @abstractmethod
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
@@ -117,8 +147,9 @@ class NormalizedData(ImageData):
     def _norm(self, x: Tensor) -> Tensor:
         return normalize_pixels(x, self.how, self.stretch)
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self._norm(self.inner.train_batch(step, batch_size))
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        batch = self.inner.train_batch(step, batch_size)
+        return batch.with_images(self._norm(batch.images))
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         images, factors = self.inner.heldout(n)

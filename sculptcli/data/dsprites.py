@@ -26,7 +26,7 @@ from pydantic import Field
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import DataSpec, ImageData
+from sculptcli.data.base import Batch, DataSpec, ImageData
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -218,8 +218,9 @@ class DSprites(ImageData):
         self.n_train = N_IMAGES - n_heldout
         self._heldout_images = torch.empty(0, *self.shape, device=self.device)
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return render(index_to_factors(self.train_indices(step, batch_size)))
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        codes = index_to_factors(self.train_indices(step, batch_size))
+        return Batch(render(codes), factor_values(codes))
 
     def ground_truth(self):
         """All 737,280 factor combinations (flat index order) and their renderer."""

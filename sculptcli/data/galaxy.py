@@ -62,7 +62,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import DataSpec, ImageData
+from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
 
@@ -244,8 +244,9 @@ class GalaxyData(ImageData):
         """Stamps (B, 1, stamp, stamp) -> centred zero-padded (B, 1, side, side)."""
         return F.pad(images, self.padding) if any(self.padding) else images
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self.pad(self.images[self.train_indices(step, batch_size)])
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        idx = self.train_indices(step, batch_size)
+        return Batch(self.pad(self.images[idx]), self.factors[idx])
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The first `n` held-out images (draw order; all of them if n is None or larger than the split) and

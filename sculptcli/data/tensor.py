@@ -25,7 +25,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import DataSpec, ImageData
+from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
 
 HELDOUT_SEED = 1_000_017  # the held-out split is drawn with this seed, never with the run seed
@@ -173,8 +173,9 @@ class TensorData(ImageData):
         self.train_index = keep.nonzero().squeeze(1).to(self.device)
         self.n_train = n - n_heldout
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self.images[self.train_indices(step, batch_size)]
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        idx = self.train_indices(step, batch_size)
+        return Batch(self.images[idx], None if self.factors is None else self.factors[idx])
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all of them if n is None or larger than the split) and factors."""

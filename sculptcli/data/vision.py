@@ -47,7 +47,7 @@ from pydantic import Field, PositiveInt, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import DataSpec, ImageData
+from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
 
@@ -264,8 +264,10 @@ class LabelledImages(ImageData):
         x = x.float().div_(255.0)
         return F.pad(x, self.pad) if self.pad else x
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self.to_float(self._gather(self.train_indices(step, batch_size)))
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        ids = self.train_indices(step, batch_size)
+        labels = None if self.labels is None else self.labels[ids.to(self.device)].float().unsqueeze(1)
+        return Batch(self.to_float(self._gather(ids)), labels)
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all if n is None), in their fixed order, and their labels as (n, 1)."""

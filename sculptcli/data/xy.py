@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from sculptcli.data import DATASETS
-from sculptcli.data.base import DataSpec, ImageData
+from sculptcli.data.base import Batch, DataSpec, ImageData
 
 RES = 84  # the generated frame, before padding
 LOW = 15  # the smallest centre coordinate at the largest radius (the original grid is 15…67)
@@ -111,8 +111,9 @@ class XYData(ImageData):
         r = f[:, -1] if len(self._radii) > 1 else torch.full_like(f[:, 0], float(self._radii[0]))
         return render(f[:, 0], f[:, 1], c, r, self.pad_to)
 
-    def train_batch(self, step: int, batch_size: int) -> Tensor:
-        return self.render_rows(self.train_indices(step, batch_size))
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        rows = self.train_indices(step, batch_size)
+        return Batch(self.render_rows(rows), self.table[rows])
 
     def ground_truth(self):
         """Every image of the set as factor codes (each column's values indexed in sorted order) and renderer."""

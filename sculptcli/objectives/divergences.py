@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 from torch import Tensor, nn
 
+from sculptcli.data.base import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
 from sculptcli.objectives.mmd import mmd2
@@ -24,6 +25,7 @@ class DivergenceContext:
 
     n_data: int | None = None  # training examples (the β-TCVAE minibatch-weighted estimator needs it)
     aux: nn.Module | None = None  # the divergence's own trained network (FactorVAE's discriminator)
+    batch: Batch | None = None  # the batch the codes encode (its factors and contexts; the global batch under DDP)
 
 
 class DivergenceSpec(Spec):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt
 from torch import Tensor
 
+from sculptcli.data.base import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
 from sculptcli.objectives.divergences import DivergenceContext
@@ -62,11 +64,17 @@ class Objective:
             self.aux_optimizer = self.div.make_aux_optimizer(self.aux)
         self.ctx = DivergenceContext(n_data=n_data, aux=self.aux)
 
-    def _global(self, enc: Encoded) -> Encoded:
+    def _global(self, enc: Encoded, batch: Batch) -> tuple[Encoded, Batch]:
+        """The codes and the batch of every process (multi-process training), or these."""
         if self.gather is None:
-            return enc
+            return enc, batch
         g = self.gather
-        return Encoded(g(enc.mean), None if enc.logvar is None else g(enc.logvar), g(enc.z))
+        enc = Encoded(g(enc.mean), None if enc.logvar is None else g(enc.logvar), g(enc.z))
+        return enc, Batch(
+            batch.images,  # the reconstruction stays per process; only codes, factors and contexts are gathered
+            None if batch.factors is None else g(batch.factors.float()),
+            None if batch.context is None else g(batch.context),
+        )
 
     def local(self) -> Objective:
         """This objective on this process's codes alone (held-out evaluation on one process)."""
@@ -97,12 +105,12 @@ class Objective:
         return per_image.mean()
 
     def __call__(
-        self, x: Tensor, enc: Encoded, logits: Tensor, generator: torch.Generator, step: int | None = None
+        self, batch: Batch, enc: Encoded, logits: Tensor, generator: torch.Generator, step: int | None = None
     ) -> dict[str, Tensor]:
         """loss, recon and div (scalars) and z, the codes the divergence saw (the global batch). `step` is the
         training step (for the divergence warm-up); None (evaluation) applies the full weight."""
-        recon = self.recon(logits, x)
-        enc = self._global(enc)
-        div = self.div(enc, self.prior, generator, self.ctx)
+        recon = self.recon(logits, batch.images)
+        enc, whole = self._global(enc, batch)
+        div = self.div(enc, self.prior, generator, dataclasses.replace(self.ctx, batch=whole))
         weight = self.div.weight * self.spec.div_scale(step)
         return {"loss": recon + weight * div, "recon": recon, "div": div, "z": enc.z}

@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from sculptcli.data.base import Batch
 from sculptcli.metrics.distribution import mmd2_to_prior
 from sculptcli.metrics.lps import lps
 from sculptcli.metrics.recon import nmse
@@ -15,7 +16,14 @@ from sculptcli.metrics.recon import nmse
 
 @torch.no_grad()
 def evaluate(
-    model, objective, images, prior, seed: int, step: int, probes: tuple[str, ...] = ("linear", "lgbm", "mlp")
+    model,
+    objective,
+    images,
+    prior,
+    seed: int,
+    step: int,
+    factors=None,
+    probes: tuple[str, ...] = ("linear", "lgbm", "mlp"),
 ) -> dict[str, float]:
     """Held-out objective, NMSE, MMD² to the prior, the LPS of each probe on the codes of `images` (live
     dimensions only) and `collapsed_dims`.
@@ -31,9 +39,10 @@ def evaluate(
     losses = []
     for i in range(0, len(images), 512):
         x = images[i : i + 512].to(device)
+        f = None if factors is None else factors[i : i + 512].to(device)
         enc = model.encode(x, sample=False)
         g = torch.Generator(device=device).manual_seed(seed + i)
-        losses.append(float(objective(x, enc, model.decode(enc.z), g)["loss"]) * len(x))
+        losses.append(float(objective(Batch(x, f), enc, model.decode(enc.z), g)["loss"]) * len(x))
     z = model.embed(images).cpu()
     lin, db = nmse(model, images)
     collapsed = collapsed_dims(z, prior)

@@ -98,7 +98,7 @@ def train(
         )
     forward = torch.compile(net) if cfg.train.compile else net
     total = cfg.train.total_steps(data.n_train)
-    eval_images, _ = data.heldout(cfg.train.eval_n) if dist.main else (None, None)
+    eval_images, eval_factors = data.heldout(cfg.train.eval_n) if dist.main else (None, None)
     metrics_path = run_dir / "metrics.jsonl"
     aux = (objective.aux, objective.aux_optimizer) if objective.aux is not None else None
 
@@ -123,7 +123,7 @@ def train(
             evals = [r for r in kept if r.get("split") == "heldout"]
     else:
         if getattr(cfg.model, "input_norm", "none") == "data":  # the same statistics on every process
-            model.fit_input_norm(torch.cat([data.train_batch(s, bs) for s in range(INPUT_NORM_BATCHES)]))
+            model.fit_input_norm(torch.cat([data.train_batch(s, bs).images for s in range(INPUT_NORM_BATCHES)]))
         if dist.main:
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
@@ -155,7 +155,7 @@ def train(
 
     reporter.start(cfg, run_dir, device, total, step, use_bf16)
     if dist.main and step == 0:
-        scale = input_scale_warning(data.train_batch(0, bs), getattr(cfg.model, "input_norm", "none") == "data")
+        scale = input_scale_warning(data.train_batch(0, bs).images, getattr(cfg.model, "input_norm", "none") == "data")
         if scale:
             reporter.message(f"warning: {scale}")
     last_eval = None
@@ -164,14 +164,14 @@ def train(
     try:
         while step < total and not stop.is_set():
             # ---- one optimisation step
-            x = data.train_batch(step, bs)
+            batch = data.train_batch(step, bs)
             if dist.enabled:  # this process's contiguous share of the global batch
-                x = x[shard]
+                batch = batch[shard]
             if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+                batch = batch.with_images(batch.images.contiguous(memory_format=torch.channels_last))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                enc, logits = forward(x)
-                parts = objective(x, enc, logits, step_generator(cfg.seed, step, device), step)
+                enc, logits = forward(batch.images)
+                parts = objective(batch, enc, logits, step_generator(cfg.seed, step, device), step)
             optimizer.zero_grad(set_to_none=True)
             lr = cfg.train.lr_at(step, total)
             for group in optimizer.param_groups:
@@ -212,7 +212,7 @@ def train(
                 last_eval = {
                     "step": step,
                     "split": "heldout",
-                    **evaluate(model, objective.local(), eval_images, prior, cfg.seed, step),
+                    **evaluate(model, objective.local(), eval_images, prior, cfg.seed, step, eval_factors),
                 }
                 evals.append(last_eval)
                 last_eval["warnings"] = run_warnings(evals, cfg.model.latent_dim, objective.div.weight > 0)
