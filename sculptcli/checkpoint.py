@@ -11,13 +11,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from sculptcli.ckptfile import FORMAT, FORMAT_VERSION, find_checkpoint
 from sculptcli.config import RunConfig, validate_config
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
 from sculptcli.provenance import versions
-
-FORMAT = "sculpt-checkpoint"
-FORMAT_VERSION = "1"
 
 
 def save_checkpoint(
@@ -162,26 +160,6 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Checkpoint:
         raise UserError("the checkpoint's metadata is damaged", where=str(path), fix=fix) from None
     cfg = validate_config(raw_cfg, f"{path} (embedded config)")
     return Checkpoint(path, cfg, step, meta, tensors)
-
-
-def find_checkpoint(target: Path | None, which: str = "last") -> Path:
-    """A checkpoint file from a file, a run directory, or (None) the latest run."""
-    from sculptcli.rundir import latest_run
-
-    if target is None:
-        target = latest_run()
-    target = Path(target)
-    if target.is_dir():
-        cand = target / f"{which}.safetensors"
-        if not cand.is_file():
-            raise UserError(
-                f"no {which}.safetensors in run directory {target}",
-                fix="train first (`sculpt train ...`), or give a checkpoint file",
-            )
-        return cand
-    if not target.exists():
-        raise UserError(f"no such checkpoint or run directory: {target}", fix="check the path")
-    return target
 
 
 __all__ = ["Checkpoint", "find_checkpoint", "load_checkpoint", "save_checkpoint"]

@@ -85,6 +85,29 @@ def checkpoint_codes(target: Path, n: int, device: torch.device | str = "cpu") -
     return teacher_codes(load_checkpoint(find_checkpoint(Path(target))), n, device)
 
 
+_CHECKPOINT_CODES: dict[tuple, Tensor] = {}  # (checkpoint, mtime, n) -> its codes (CPU), once per process
+
+
+def resolve_prior_codes(spec, device: torch.device | str = "cpu"):
+    """Encode, once per process, the codes of every `empirical` prior in `spec` that reads a checkpoint, and hand
+    them to it: the step that lets priors import nothing of models, data or checkpoints. Returns `spec`."""
+    from sculptcli.priors.codependent import DEFAULT_CHECKPOINT_N
+
+    for prior in spec.walk():
+        if getattr(prior, "needs_codes", lambda: False)():
+            n = prior.n or DEFAULT_CHECKPOINT_N
+            key = (str(prior.checkpoint), prior.checkpoint.stat().st_mtime_ns, n)
+            if key not in _CHECKPOINT_CODES:
+                _CHECKPOINT_CODES[key] = checkpoint_codes(prior.checkpoint, n, device).cpu()
+            prior.use_codes(_CHECKPOINT_CODES[key])
+    return spec
+
+
+def build_prior(spec, dim: int, device: torch.device | str = "cpu"):
+    """`spec.build(dim, device)` after its checkpoint codes (if any) are resolved: how the engine builds priors."""
+    return resolve_prior_codes(spec, device).build(dim, device)
+
+
 def save_codes(path: Path, z: Tensor, metadata: dict[str, str]) -> None:
     """Write `z` as tensor 'latents' of a .safetensors file, atomically."""
     from safetensors.torch import save_file

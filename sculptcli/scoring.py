@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from sculptcli.checkpoint import Checkpoint
+from sculptcli.copying import build_prior
 from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
@@ -91,7 +92,7 @@ def checkpoint_input(
             where=str(ckpt.path),
             fix="the checkpoint's training diverged; use an earlier checkpoint",
         )
-    prior = cfg.prior.build(cfg.model.latent_dim, "cpu")
+    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu")
     return ScoreInput(
         latents=latents,
         factors=None if factors is None else factors.cpu(),

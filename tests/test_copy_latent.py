@@ -135,7 +135,28 @@ def test_empirical_checkpoint_mode_encodes_the_same_training_codes(copied):
         {"type": "empirical", "checkpoint": str(copied["teacher"]), "n": 200}
     )
     assert prior.event_dim() == z.shape[1]
+    assert prior.needs_codes()
+    with pytest.raises(UserError, match="not encoded before the prior was built"):
+        prior.codes()  # a prior never loads a model: the engine resolves the codes first
+    copying.resolve_prior_codes(prior)
+    assert not prior.needs_codes()
     assert torch.allclose(prior.codes(), z[:200], atol=1e-6)
+    drawn = copying.build_prior(prior, z.shape[1]).sample(50, torch.Generator().manual_seed(0))
+    assert all(any(torch.equal(row, c) for c in z[:200]) for row in drawn)  # rows of the teacher's codes
+
+
+def test_priors_import_nothing_above_them():
+    """The import circle priors → copying → checkpoint → config → priors is gone: priors load no engine module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sculptcli.priors; "
+        "print(sorted(m for m in sys.modules if m.startswith('sculptcli.') and m.split('.')[1] in "
+        "('checkpoint', 'config', 'copying', 'models', 'data', 'training', 'objectives', 'scoring')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
 
 
 # ---------------------------------------------------------------- bad input: exit 2, nothing written

@@ -30,10 +30,13 @@ DIM_HELP = "latent dimensions (required for a 1-D prior with no `dims`; must mat
 # ---------------------------------------------------------------- helpers
 
 
-def _load(target: str) -> PriorSpec:
+def _load(target: str, resolve: bool = True) -> PriorSpec:
+    """The prior of `target`; with `resolve`, a checkpoint's codes (empirical prior) encoded, ready to sample."""
+    from sculptcli.copying import resolve_prior_codes
     from sculptcli.priors.files import load_prior
 
-    return load_prior(target)
+    prior = load_prior(target)
+    return resolve_prior_codes(prior) if resolve else prior
 
 
 def _constraints(meta: list[Any]) -> str:
@@ -178,7 +181,7 @@ def list_priors():
 @user_errors
 def validate(target: str = typer.Argument(..., help=TARGET_HELP)):
     """Check a prior spec; print each problem with its key path, or 'ok' with what it is."""
-    prior = _load(target)
+    prior = _load(target, resolve=False)
     text = escape(f"{target}: {prior.describe()} ({_dims_text(prior)})")
     console.print(f"[green]ok[/]: {text}", highlight=False, soft_wrap=True)
 

@@ -62,6 +62,7 @@ def traverse(
     import torch
 
     from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+    from sculptcli.copying import build_prior
     from sculptcli.errors import UserError
     from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
@@ -104,7 +105,7 @@ def traverse(
             where=str(ckpt.path),
             fix="the checkpoint's training diverged; use an earlier checkpoint",
         )
-    prior = cfg.prior.build(d, "cpu")
+    prior = build_prior(cfg.prior, d, "cpu")
     values = tv.sweep_values(spec, steps, codes=pool_codes, prior=prior, dim=d, seed=0)
 
     shown = tv.traverse_images(model, codes, dims, values)

@@ -54,6 +54,15 @@ class PriorSpec(Spec):
     def sample_1d(self, shape: tuple[int, ...], generator, device) -> Tensor:
         raise NotImplementedError(f"prior {self.type} must override sample or sample_1d")
 
+    def walk(self):
+        """This prior and every prior nested in it (a product's blocks, a transform's base), depth first."""
+        yield self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, PriorSpec):
+                    yield from item.walk()
+
     def describe(self) -> str:
         fields = self.model_dump(exclude={"type", "dims"}, exclude_none=True)
         return f"{self.type}({', '.join(f'{k}={v}' for k, v in fields.items())})"

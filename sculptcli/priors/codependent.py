@@ -12,7 +12,6 @@ working from anywhere (as long as the file stays where it is).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, PrivateAttr, field_validator, model_validator
 from torch import Tensor
 
+from sculptcli.ckptfile import checkpoint_latent_dim
 from sculptcli.errors import UserError, did_you_mean
 from sculptcli.priors import PRIORS
 from sculptcli.priors.base import PriorSpec, Sampler
@@ -136,31 +136,6 @@ def read_codes_file(path: Path) -> Tensor:
     return z
 
 
-def checkpoint_latent_dim(target: Path) -> tuple[Path, int]:
-    """(checkpoint file, its model's latent size) from a checkpoint or run directory, reading only the metadata."""
-    from safetensors import safe_open
-
-    from sculptcli.checkpoint import FORMAT, find_checkpoint
-
-    try:
-        path = find_checkpoint(target)
-    except UserError as e:
-        raise ValueError(e.what) from None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a sculpt checkpoint")
-        d = int(json.loads(meta["config"])["model"]["latent_dim"])
-    except ValueError as e:
-        if str(e).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: not a readable sculpt checkpoint ({str(e).splitlines()[0][:100]})") from None
-    except Exception as e:  # noqa: BLE001 - damaged metadata or not a safetensors file
-        raise ValueError(f"{path}: not a readable sculpt checkpoint ({type(e).__name__})") from None
-    return path, d
-
-
 # ---------------------------------------------------------------- empirical
 
 
@@ -218,32 +193,42 @@ class Empirical(PriorSpec):
             )
 
     def codes(self, device: torch.device | str = "cpu") -> Tensor:
-        """The codes [N, d] float32 on `device`, loaded (or encoded) once per process and device."""
+        """The codes [N, d] float32 on `device`, loaded once per process and device. With `checkpoint`, the
+        engine encodes them before the prior is built (`sculptcli.copying.resolve_prior_codes`) and hands them
+        over with `use_codes`: a prior never loads a model."""
         device = torch.device(device)
         if str(device) in self._on:
             return self._on[str(device)]
-        if self.source is not None:
-            key: tuple = ("file", *_file_key(self.source))
-        else:
-            assert self.checkpoint is not None
-            key = ("checkpoint", *_file_key(self.checkpoint), self.n or DEFAULT_CHECKPOINT_N)
+        if self.source is None:
+            if "cpu" not in self._on:
+                raise UserError(
+                    f"the codes of {self.checkpoint} were not encoded before the prior was built",
+                    fix="build priors through sculptcli.copying.build_prior (or call resolve_prior_codes first)",
+                )
+            self._on[str(device)] = self._on["cpu"].to(device)
+            return self._on[str(device)]
+        key: tuple = ("file", *_file_key(self.source))
         full = (key, str(device))
         if full not in _LOADED:
             cpu = (key, "cpu")
-            if cpu in _LOADED:
-                z = _LOADED[cpu]
-            elif self.source is not None:
-                z = read_codes_file(self.source)
-            else:
-                from sculptcli.copying import checkpoint_codes
-
-                z = checkpoint_codes(self.checkpoint, self.n or DEFAULT_CHECKPOINT_N, device)
+            z = _LOADED[cpu] if cpu in _LOADED else read_codes_file(self.source)
             _LOADED[full] = z.to(device)
             while len(_LOADED) > _MAX_LOADED:
                 _LOADED.popitem(last=False)
         _LOADED.move_to_end(full)
         self._on[str(device)] = _LOADED[full]
         return _LOADED[full]
+
+    def needs_codes(self) -> bool:
+        """True while this prior reads a checkpoint's codes that have not been handed over yet."""
+        return self.checkpoint is not None and "cpu" not in self._on
+
+    def use_codes(self, z: Tensor) -> None:
+        """Hand over the (checkpoint's) codes [N, d] this prior resamples."""
+        if z.ndim != 2 or z.shape[1] != self._dim:
+            raise ValueError(f"codes of shape {tuple(z.shape)} for an empirical prior of {self._dim} dimensions")
+        self._on.clear()
+        self._on["cpu"] = z.detach().float().cpu()
 
     def build(self, dim: int, device: torch.device | str = "cpu") -> Sampler:
         self.check_dim(dim)

@@ -13,6 +13,7 @@ import torch
 
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
 from sculptcli.config import RunConfig
+from sculptcli.copying import build_prior
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from sculptcli.objectives import Objective
@@ -73,7 +74,7 @@ def train(
     model = cfg.model.build(data.shape).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    prior = cfg.prior.build(cfg.model.latent_dim, device)
+    prior = build_prior(cfg.prior, cfg.model.latent_dim, device)
     objective = Objective(
         cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim, gather=dist.gather
     )
