@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import (
     Field,
@@ -38,6 +39,11 @@ class TrainSpec(Spec):
     )
     warmup_steps: NonNegativeInt = Field(0, description="linear learning-rate warm-up from 0 over these steps")
     min_lr_frac: float = Field(0.0, ge=0, le=1, description="cosine schedule: final lr as a fraction of lr")
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = Field(
+        0.0, ge=0, description="adamw: decoupled decay of weight matrices (biases, norms, codebooks are not decayed)"
+    )
+    grad_clip: PositiveFloat | None = Field(None, description="clip the global gradient norm to this value")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
     compile: bool = False
     log_every: PositiveInt = 50
@@ -46,12 +52,29 @@ class TrainSpec(Spec):
     eval_n: PositiveInt = Field(2000, description="held-out images for the periodic evaluation")
 
     @model_validator(mode="after")
+    def _decay_needs_adamw(self):
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ValueError("train.weight_decay needs train.optimizer=adamw (Adam's L2 is not decoupled decay)")
+        return self
+
+    @model_validator(mode="after")
     def _one_budget(self):
         if self.steps is None and self.epochs is None:
             raise ValueError("give train.steps or train.epochs")
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give train.steps or train.epochs, not both")
         return self
+
+    def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """Adam, or AdamW with weight decay on weight matrices only: parameters with fewer than 2 dims (biases,
+        norm scales) and codebooks are never decayed (QLAE's groups)."""
+        if self.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=self.lr)
+        decay, keep = [], []
+        for name, p in model.named_parameters():
+            (keep if p.ndim < 2 or "codebook" in name else decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": keep, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=self.lr)
 
     def lr_at(self, step: int, total: int) -> float:
         """The learning rate of optimizer step `step` (0-based) of `total`: a pure function, so resume is exact."""
@@ -117,6 +140,26 @@ class RunConfig(Spec):
             self.objective.divergence.check(self.prior, self.model.stochastic)
         except ValueError as e:
             raise ValueError(f"objective.divergence: {e}") from None
+        weights = getattr(self.objective.divergence, "dim_weights", None)
+        if weights is not None and len(weights) != self.model.latent_dim:
+            raise ValueError(
+                f"objective.divergence.dim_weights has {len(weights)} entries for {self.model.latent_dim} latent dims"
+            )
+        for i, term in enumerate(self.objective.terms):
+            try:
+                term.check(self.prior, self.model)
+            except ValueError as e:
+                raise ValueError(f"objective.terms.{i}: {e}") from None
+        if self.objective.needs_factors and self.data.has_factors() is False:
+            raise ValueError(
+                f"objective.terms: a term needs the factors of every training image, and dataset '{self.data.type}' "
+                "has none (use dsprites, xy, galaxy, or a tensor file with 'factors')"
+            )
+        if self.prior.needs_factors and self.data.has_factors() is False:
+            raise ValueError(
+                f"prior: a {self.prior.type} prior needs the factors of every training image, and dataset "
+                f"'{self.data.type}' has none (use dsprites, xy, galaxy, or a tensor file with 'factors')"
+            )
         return self
 
     def to_yaml(self) -> str:

@@ -103,9 +103,22 @@ def resolve_prior_codes(spec, device: torch.device | str = "cpu"):
     return spec
 
 
-def build_prior(spec, dim: int, device: torch.device | str = "cpu"):
-    """`spec.build(dim, device)` after its checkpoint codes (if any) are resolved: how the engine builds priors."""
-    return resolve_prior_codes(spec, device).build(dim, device)
+def build_prior(spec, dim: int, device: torch.device | str = "cpu", data=None):
+    """`spec.build(dim, device, data)` after its checkpoint codes (if any) are resolved: how the engine builds
+    priors. A conditional prior needs `data` (the built dataset, for its factors); a UserError says so."""
+    resolve_prior_codes(spec, device)
+    try:
+        return spec.build(dim, device, data)
+    except ValueError as e:
+        if not spec.needs_factors:
+            raise
+        names = getattr(data, "factor_names", None)
+        fix = (
+            f"prior.factors takes factor names ({', '.join(names)}) or column indices"
+            if names
+            else "use a dataset with known factors (dsprites, xy, galaxy, a tensor file with 'factors')"
+        )
+        raise UserError(f"prior: {e}", fix=fix) from None
 
 
 def save_codes(path: Path, z: Tensor, metadata: dict[str, str]) -> None:

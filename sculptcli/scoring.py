@@ -92,7 +92,10 @@ def checkpoint_input(
             where=str(ckpt.path),
             fix="the checkpoint's training diverged; use an earlier checkpoint",
         )
-    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu")
+    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu", data)
+    layout = subspace_layout(cfg)
+    if layout:
+        options = {**options, "subspaces": layout}
     return ScoreInput(
         latents=latents,
         factors=None if factors is None else factors.cpu(),
@@ -103,6 +106,16 @@ def checkpoint_input(
         options=options,
         data=data,
     )
+
+
+def subspace_layout(cfg) -> dict[int, list[int]]:
+    """The factor subspaces of a run (XFactors: its `infonce` term's factors and dims_per_factor): factor column →
+    its latent dims. Empty when the run has none."""
+    for term in cfg.objective.terms:
+        if term.type == "infonce":
+            return {col: list(range(i * term.dims_per_factor, (i + 1) * term.dims_per_factor))
+                    for i, col in enumerate(term.factors)}  # fmt: skip
+    return {}
 
 
 def read_latents_file(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:

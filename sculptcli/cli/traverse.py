@@ -38,7 +38,9 @@ def _check_args(out: Path, gif: Path | None, steps: int, seeds: int, n_data: int
 @user_errors
 def traverse(
     target: Path = typer.Argument(None, help="a checkpoint (.safetensors) or run directory (default: runs/latest)"),
-    dim: str = typer.Option(..., "--dim", help="latent dimension to sweep (0-based), or all: one block per dimension"),
+    dim: str = typer.Option(
+        None, "--dim", help="latent dimension to sweep (0-based), or all: one block per dimension (not with --swap)"
+    ),
     out: Path = typer.Option(..., "--out", help="the grid image to write (.png)"),
     steps: int = typer.Option(11, "--steps", help="swept values (columns)"),
     seeds: int = typer.Option(8, "--seeds", help="held-out images (rows)"),
@@ -46,10 +48,15 @@ def traverse(
         None, "--seed", help="choose the rows at random with this seed (default: the first held-out images)"
     ),
     range_: str = typer.Option(
-        "prior",
+        "auto",
         "--range",
         help="sweep range: prior (2nd–98th percentile of the prior), data (min–max of encoded held-out data), "
-        "fixed:LO:HI, or fit:K (mean ± K·std of the encoded data)",
+        "codebook (each value of a quantised model's codebook), fixed:LO:HI, or fit:K (mean ± K·std of the encoded "
+        "data); auto: codebook for a quantised model, else prior",
+    ),
+    swap: bool = typer.Option(
+        False, "--swap", help="instead of sweeps: decode each image with one factor subspace taken from another "
+        "image (a run with factor subspaces, e.g. dsprites-xfactors)",
     ),
     gif: Path = typer.Option(None, "--gif", help="also write an animation (.gif), one frame per swept value"),
     n_data: int = typer.Option(
@@ -67,13 +74,26 @@ def traverse(
     from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
 
+    if swap:
+        if dim is not None:
+            raise UserError("--swap draws subspace swaps, not sweeps of --dim", fix="drop --dim (or --swap)")
+        if which not in ("last", "best"):
+            raise UserError(f"--checkpoint must be last or best, not '{which}'")
+        return _swap(target, out, seeds, seed, which, device)
+    if dim is None:
+        raise UserError("--dim is required (a latent dimension, or all)", fix="e.g. --dim 3 --out grid.png")
     k = _check_args(out, gif, steps, seeds, n_data, dim)
-    spec = tv.parse_range(range_)
+    spec = tv.parse_range("prior" if range_.strip().lower() == "auto" else range_)
     if which not in ("last", "best"):
         raise UserError(f"--checkpoint must be last or best, not '{which}'")
 
     ckpt = load_checkpoint(find_checkpoint(target, which))
     cfg = ckpt.config
+    quantizer = getattr(cfg.model, "quantize", None)
+    if range_.strip().lower() == "auto" and quantizer is not None:
+        spec = tv.parse_range("codebook")
+    if spec.mode == "codebook" and quantizer is None:
+        raise UserError("--range codebook needs a quantised model (model.quantize)", fix="use --range prior or data")
     d = cfg.model.latent_dim
     if k is not None and not 0 <= k < d:
         raise UserError(
@@ -105,8 +125,12 @@ def traverse(
             where=str(ckpt.path),
             fix="the checkpoint's training diverged; use an earlier checkpoint",
         )
-    prior = build_prior(cfg.prior, d, "cpu")
-    values = tv.sweep_values(spec, steps, codes=pool_codes, prior=prior, dim=d, seed=0)
+    if spec.mode == "codebook":  # every codebook value, in order: the columns are the latent's possible values
+        values = model.quantizer.codebook.detach().float().sort(1).values.cpu()
+        steps = values.shape[1]
+    else:
+        prior = build_prior(cfg.prior, d, "cpu", data)
+        values = tv.sweep_values(spec, steps, codes=pool_codes, prior=prior, dim=d, seed=0)
 
     shown = tv.traverse_images(model, codes, dims, values)
     scale = tv.display_scale(*shown.shape[-2:])
@@ -124,3 +148,50 @@ def traverse(
     if frames is not None:
         tv.save_gif(frames, gif)
         console.print(f"wrote {gif} ({steps} frames)")
+
+
+def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: str) -> None:
+    """`--swap`: rows are pairs of held-out images (a, b); columns a, b, then a with each factor subspace of b."""
+    import torch
+
+    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+    from sculptcli.errors import UserError
+    from sculptcli.scoring import subspace_layout
+    from sculptcli.training.trainer import resolve_device
+    from sculptcli.viz import traverse as tv
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} pairs (rows)")
+    ckpt = load_checkpoint(find_checkpoint(target, which))
+    cfg = ckpt.config
+    layout = subspace_layout(cfg)
+    if not layout:
+        raise UserError(
+            "this run has no factor subspaces to swap",
+            where=str(ckpt.path),
+            fix="--swap needs a run with an infonce term (e.g. --preset dsprites-xfactors)",
+        )
+    dev = resolve_device(device)
+    model = ckpt.build_model(dev)
+    data = cfg.data.build(cfg.seed, dev)
+    images, _ = data.heldout(2 * seeds if seed is None else None)
+    if len(images) < 2 * seeds:
+        raise UserError(f"--seeds {seeds} needs {2 * seeds} held-out images, the split has {len(images)}")
+    g = torch.Generator().manual_seed(seed or 0)
+    order = torch.arange(len(images)) if seed is None else torch.randperm(len(images), generator=g)
+    pick = order[: 2 * seeds].to(images.device)
+    codes = model.embed(images[pick]).cpu()
+    a, b = codes[:seeds], codes[seeds:]
+    names = data.factor_names or ()
+    groups = list(layout.values())
+    labels = ["a", "b"] + [f"a ← b's {names[c] if c < len(names) else c}" for c in layout]
+    shown = tv.swap_images(model, a, b, groups)
+    scale = tv.display_scale(*shown.shape[-2:])
+    grid, gl = tv.latent_grid(shown.unsqueeze(0), padding=2)
+    title = f"subspace swaps · {cfg.name} (step {ckpt.step})"
+    subtitle = "rows: pairs of held-out images; columns: a, b, then a decoded with one factor subspace of b"
+    fig, fl = tv.labelled_grid_figure(grid, gl, labels, title, subtitle, scale)
+    tv.save_figure_png(fig, out)
+    console.print(f"wrote {out} ({fl.width}×{fl.height} px, {seeds} pairs × {len(labels)} columns)")

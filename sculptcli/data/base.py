@@ -68,6 +68,11 @@ class ImageData(ABC):
             sampler = samplers[batch_size] = EpochSampler(self.n_train, batch_size, self.seed, self.train_index.device)
         return self.train_index[sampler.indices(step)]
 
+    def train_factors(self) -> Tensor | None:
+        """The factor values (float (n_train, k), `factor_names` order) of every training item, or None when the
+        dataset knows no factors (what a conditional prior scales by and draws its aggregate from)."""
+        return None
+
     def ground_truth(self) -> tuple[Tensor, Callable[[Tensor], Tensor]] | None:
         """For a generated dataset: the factor codes of every image it can make, long (M, K), and a function
         rendering rows of that table to images — what the FactorVAE and β-VAE scores intervene with. None when
@@ -173,6 +178,10 @@ class DataSpec(Spec):
 
     def load(self, seed: int, device: torch.device | str = "cpu") -> ImageData:
         raise NotImplementedError
+
+    def has_factors(self) -> bool | None:
+        """Whether every item of this dataset comes with factor values (None: known only once it is read)."""
+        return None
 
     def build(self, seed: int, device: torch.device | str = "cpu") -> ImageData:
         data = self.load(seed, device)

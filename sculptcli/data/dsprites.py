@@ -222,6 +222,9 @@ class DSprites(ImageData):
         codes = index_to_factors(self.train_indices(step, batch_size))
         return Batch(render(codes), factor_values(codes))
 
+    def train_factors(self) -> Tensor:
+        return factor_values(index_to_factors(self.train_index))
+
     def ground_truth(self):
         """All 737,280 factor combinations (flat index order) and their renderer."""
         return index_to_factors(torch.arange(N_IMAGES)), lambda rows: render(index_to_factors(rows.to(self.device)))
@@ -250,6 +253,9 @@ class DSpritesSpec(DataSpec):
 
     def image_shape(self) -> tuple[int, int, int]:
         return DSprites.shape
+
+    def has_factors(self) -> bool:
+        return True
 
     def load(self, seed: int, device: torch.device | str = "cpu") -> DSprites:
         return DSprites(self.heldout, seed, torch.device(device))

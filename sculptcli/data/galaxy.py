@@ -248,6 +248,9 @@ class GalaxyData(ImageData):
         idx = self.train_indices(step, batch_size)
         return Batch(self.pad(self.images[idx]), self.factors[idx])
 
+    def train_factors(self) -> Tensor:
+        return self.factors[self.train_index]
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The first `n` held-out images (draw order; all of them if n is None or larger than the split) and
         their raw factor values, float32 (n, 5) in FACTOR_NAMES order."""
@@ -309,6 +312,9 @@ class GalaxySpec(DataSpec):
     def cache_path(self) -> Path:
         root = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
         return root / "galaxy" / f"galaxy-{self.n}-{self.stamp}px-{self.cache_key()}.safetensors"
+
+    def has_factors(self) -> bool:
+        return True
 
     def image_shape(self) -> tuple[int, int, int]:
         side = self.pad_to or self.stamp

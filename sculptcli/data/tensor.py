@@ -177,6 +177,9 @@ class TensorData(ImageData):
         idx = self.train_indices(step, batch_size)
         return Batch(self.images[idx], None if self.factors is None else self.factors[idx])
 
+    def train_factors(self) -> Tensor | None:
+        return None if self.factors is None else self.factors[self.train_index]
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all of them if n is None or larger than the split) and factors."""
         total = self.heldout_index.numel()

@@ -269,6 +269,9 @@ class LabelledImages(ImageData):
         labels = None if self.labels is None else self.labels[ids.to(self.device)].float().unsqueeze(1)
         return Batch(self.to_float(self._gather(ids)), labels)
 
+    def train_factors(self) -> Tensor | None:
+        return None if self.labels is None else self.labels[self.train_index.to(self.device)].float().unsqueeze(1)
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all if n is None), in their fixed order, and their labels as (n, 1)."""
         total = self.heldout_index.numel()
@@ -320,6 +323,9 @@ class RootSpec(DataSpec):
         if self.pad_to is not None and self.pad_to < max(h, w):
             raise ValueError(f"pad_to {self.pad_to} is smaller than the {h}×{w} images")
         return self
+
+    def has_factors(self) -> bool:
+        return True
 
     def image_shape(self) -> tuple[int, int, int]:
         c, h, w = self.NATIVE

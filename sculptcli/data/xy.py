@@ -115,6 +115,9 @@ class XYData(ImageData):
         rows = self.train_indices(step, batch_size)
         return Batch(self.render_rows(rows), self.table[rows])
 
+    def train_factors(self) -> Tensor:
+        return self.table[self.train_index]
+
     def ground_truth(self):
         """Every image of the set as factor codes (each column's values indexed in sorted order) and renderer."""
         codes = torch.stack([torch.unique(c, return_inverse=True)[1] for c in self.table.cpu().T], 1)
@@ -175,6 +178,9 @@ class XYFamilySpec(DataSpec):
         if not 0 < self.heldout < n:
             raise ValueError(f"heldout must be between 1 and {n - 1} (the set has {n} images), got {self.heldout}")
         return self
+
+    def has_factors(self) -> bool:
+        return True
 
     def image_shape(self) -> tuple[int, int, int]:
         side = self.pad_to or RES

@@ -96,9 +96,9 @@ METRICS = MetricRegistry()
 # supervised: every factor metric; all: everything (the `sculpt score` default).
 SETS: dict[str, list[str]] = {
     "basic": ["lps", "nmse", "mmd2_prior", "cov_ratio", "prior_test", "ks"],
-    "fast": ["lps", "nmse", "mmd2_prior", "cov_ratio", "ks", "mig", "sap", "lds", "tc_gauss", "tc_mmd"],
-    "supervised": ["mig", "sap", "dci", "factorvae", "betavae", "modularity", "infomec", "lds"],
+    "fast": ["lps", "nmse", "mmd2_prior", "cov_ratio", "ks", "mig", "sap", "lds", "tc_gauss", "tc_mmd", "aux_corr"],
+    "supervised": ["mig", "sap", "dci", "factorvae", "betavae", "modularity", "infomec", "lds", "aux_corr"],
 }
-SETS["all"] = SETS["basic"] + SETS["supervised"] + ["tc_gauss", "tc_mmd"]
+SETS["all"] = SETS["basic"] + ["ssim"] + SETS["supervised"] + ["tc_gauss", "tc_mmd"]
 
 from sculptcli.metrics import builtin, factors  # noqa: E402,F401  (registers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.distribution import cov_ratio, mmd2_to_prior
 from sculptcli.metrics.lps import lps
-from sculptcli.metrics.recon import nmse
+from sculptcli.metrics.recon import SSIM_SIGMA, nmse, ssim
 
 
 @METRICS.register("lps")
@@ -35,6 +35,16 @@ def _nmse(inp: ScoreInput):
         return {"nmse": None, "nmse_db": None}
     lin, db = nmse(inp.model, inp.images)
     return {"nmse": lin, "nmse_db": db}
+
+
+@METRICS.register("ssim", whole_code=True)
+def _ssim(inp: ScoreInput):
+    if inp.model is None or inp.images is None:
+        return {"ssim": None}
+    return {
+        "ssim": ssim(inp.model, inp.images),
+        "_settings": {"ssim": {"window": f"gaussian sigma {SSIM_SIGMA}, 11 taps, valid region", "data_range": 1.0}},
+    }
 
 
 @METRICS.register("mmd2_prior", whole_code=True)

@@ -15,10 +15,10 @@ COLLAPSE_RATIO = 1e-3
 _PRIOR_N = 20_000  # prior samples drawn to estimate its marginal standard deviations
 
 
-def prior_std(prior, dim: int) -> Tensor:
+def prior_std(prior) -> Tensor:
     """Per-dimension standard deviation of the prior (a seeded sample), float64 (dim,)."""
     g = torch.Generator().manual_seed(12345)
-    s = prior.spec.sample(_PRIOR_N, dim, g, torch.device("cpu")).double()
+    s = prior.to("cpu").sample(_PRIOR_N, g).double()
     return s.std(0)
 
 
@@ -28,7 +28,7 @@ def collapsed_dims(z: Tensor, prior=None, ratio: float = COLLAPSE_RATIO) -> list
     if len(z) < 2:
         return []
     std = z.std(0)
-    ref = prior_std(prior, z.shape[1]) if prior is not None else torch.ones(z.shape[1], dtype=torch.float64)
+    ref = prior_std(prior) if prior is not None else torch.ones(z.shape[1], dtype=torch.float64)
     constant = z.amax(0) == z.amin(0)
     dead = constant | (std < ratio * ref) | ~torch.isfinite(std)
     return [int(i) for i in torch.nonzero(dead).flatten()]

@@ -28,5 +28,5 @@ def mmd2_to_prior(z: Tensor, prior, n: int = 5000, seed: int = 0) -> float:
     """Biased MMD² (the paper's kernel) between up to n codes and as many prior samples."""
     zs = subsample(z.float().cpu(), n, seed)
     g = torch.Generator().manual_seed(seed + 1)
-    p = prior.spec.sample(len(zs), zs.shape[1], g, torch.device("cpu"))
+    p = prior.to("cpu").sample(len(zs), g)
     return float(mmd2(zs, p))

@@ -142,13 +142,53 @@ def _pool(inp: ScoreInput) -> FactorPool | None:
     return inp.cache["pool"]
 
 
-@METRICS.register("factorvae")
+@METRICS.register("factorvae", keys=("factorvae", "factorvae_subspace"))
 def _factorvae(inp: ScoreInput):
+    """The FactorVAE score and, for a run with factor subspaces (XFactors' `infonce` layout, `subspaces` option),
+    XFactors' subspace-aware variant: the share of eval votes whose argmin dimension lies in the right subspace
+    (the targeted factor's own T_k; the residual dims for an untargeted factor)."""
     pool = _pool(inp)
     if pool is None:
-        return {"factorvae": None}
+        return {"factorvae": None, "factorvae_subspace": None}
     v, s = factorvae_score(pool, seed=inp.seed, **_sizes(inp))
-    return {"factorvae": v, "_settings": {"factorvae": s}}
+    out = {"factorvae": v, "factorvae_subspace": None, "_settings": {"factorvae": s}}
+    layout = inp.options.get("subspaces")
+    if layout:  # no eval votes: no active dimension, scored 0 like the standard score
+        votes = s.get("eval_votes")
+        out["factorvae_subspace"] = 0.0 if votes is None else subspace_vote_share(np.asarray(votes), layout, inp.dims)
+    return out
+
+
+def subspace_vote_share(votes: np.ndarray, layout: dict, dims: list[int] | None = None) -> float:
+    """Share of FactorVAE votes (factors × scored columns) cast into the right subspace. `layout` maps a factor
+    column to its latent dims (original indices); `dims` gives each scored column's original index."""
+    cols = dims if dims is not None else list(range(votes.shape[1]))
+    owned = {d for ds in layout.values() for d in ds}
+    right = 0.0
+    for k in range(votes.shape[0]):
+        mine = set(layout.get(k, layout.get(str(k), [])))
+        for j, d in enumerate(cols):
+            if (d in mine) if mine else (d not in owned):
+                right += votes[k, j]
+    total = votes.sum()
+    return float(right / total) if total else 0.0
+
+
+@METRICS.register("aux_corr", whole_code=True)
+def _aux_corr(inp: ScoreInput):
+    """Aux-VAE's per-factor check: |Pearson| between each auxiliary latent (the first dims of a conditional prior)
+    and the factor it should follow, on the scored codes; `mean` over factors."""
+    prior = inp.prior
+    if prior is None or not getattr(prior.spec, "needs_factors", False) or inp.factors is None:
+        return {"aux_corr": None}
+    z = inp.latents.double().numpy()
+    f = inp.factors.double().numpy()
+    out = {}
+    for j, (name, col) in enumerate(zip(prior.spec.factors, prior.columns, strict=True)):
+        a, b = z[:, j], f[:, col]
+        r = np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else 0.0
+        out[str(name)] = float(abs(r))
+    return {"aux_corr": {**out, "mean": float(np.mean(list(out.values())))}}
 
 
 @METRICS.register("betavae")

@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sculptcli.metrics.supervised import BINS, MAX_CLASSES, _pair, entropies, factor_codes
 
 NAN = float("nan")
+DISCRETE_MAX = 32  # latents taking at most this many values are scored as discrete (a quantised model's codes)
 
 
 def _ratio_score(ratios: np.ndarray, n: int) -> float:
@@ -54,8 +55,14 @@ def infomec(
     bins: int = BINS,
     seed: int = 0,
     max_iter: int = 100,
+    discrete: bool | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """InfoM, InfoC, InfoE (modularity, compactness, explicitness) for continuous latents, per QLAE's infomec.py.
+    """InfoM, InfoC, InfoE (modularity, compactness, explicitness), per QLAE's infomec.py.
+
+    Discrete latents (`discrete`; None: when every latent takes at most DISCRETE_MAX values, as a quantised model's
+    codebook values do) follow QLAE's discrete path: latents label-encoded, NMI[k, j] = I(z_j; s_k) / H(s_k) by the
+    plug-in `mutual_info_score`, a latent active when it takes more than one value, InfoE's inputs one-hot latents.
+    Continuous latents:
 
     * Factors → discrete codes with ``factor_codes``; H(s_k) plug-in entropy in nats; constant factors skipped.
     * Latents standardised (``StandardScaler``). NMI[k, j] = I(z_j; s_k) / H(s_k) with
@@ -75,16 +82,25 @@ def infomec(
     h = entropies(s)
     used = np.flatnonzero(h > 0)
     constant = np.flatnonzero(h <= 0)
-    zs = preprocessing.StandardScaler().fit_transform(z)
     n_lat = z.shape[1]
+    if discrete is None:
+        discrete = all(len(np.unique(z[:, j])) <= DISCRETE_MAX for j in range(n_lat))
     nmi = np.zeros((len(used), n_lat))
-    for i, k in enumerate(used):
-        mi = feature_selection.mutual_info_classif(
-            zs, s[:, k], discrete_features=False, n_neighbors=n_neighbors, random_state=seed
-        )
-        nmi[i] = mi / h[k]
     ranges = z.max(0) - z.min(0)
-    active = ranges > ranges.max() * active_frac
+    if discrete:
+        labels = np.stack([np.unique(z[:, j], return_inverse=True)[1] for j in range(n_lat)], 1)
+        for i, k in enumerate(used):
+            nmi[i] = [metrics.mutual_info_score(s[:, k], labels[:, j]) / h[k] for j in range(n_lat)]
+        active = ranges > 0
+        zs = preprocessing.OneHotEncoder(sparse_output=False).fit_transform(labels)
+    else:
+        zs = preprocessing.StandardScaler().fit_transform(z)
+        for i, k in enumerate(used):
+            mi = feature_selection.mutual_info_classif(
+                zs, s[:, k], discrete_features=False, n_neighbors=n_neighbors, random_state=seed
+            )
+            nmi[i] = mi / h[k]
+        active = ranges > ranges.max() * active_frac
     pruned = nmi[:, active]
     n_fac, n_act = len(used), int(active.sum())
     if n_fac and n_act:
@@ -110,14 +126,16 @@ def infomec(
         "metric": "infomec",
         "n": z.shape[0],
         **s_v,
-        "mi_estimator": "sklearn mutual_info_classif(discrete_features=False), standardised latents, "
-        "all latents per call",
+        "latents": "discrete (label-encoded)" if discrete else "continuous (standardised)",
+        "mi_estimator": "plug-in mutual_info_score per latent"
+        if discrete
+        else "sklearn mutual_info_classif(discrete_features=False), standardised latents, all latents per call",
         "n_neighbors": n_neighbors,
         "random_state": seed,
         "mi_noise": "sklearn adds 1e-10*max(1, mean|z|)*N(0,1) per latent (random_state=seed)",
         "entropy": "plug-in, nats",
         "active_frac": active_frac,
-        "active_rule": "raw range max-min > active_frac * largest range",
+        "active_rule": "takes more than one value" if discrete else "raw range max-min > active_frac * largest range",
         "latent_ranges": ranges.tolist(),
         "active_latents": active_idx.tolist(),
         "num_active_latents": n_act,
@@ -135,7 +153,7 @@ def infomec(
             "solver": "lbfgs",
             "max_iter": max_iter,
             "class_weight": "balanced",
-            "inputs": "all standardised latents; marginal: all-zero input",
+            "inputs": ("one-hot latents" if discrete else "all standardised latents") + "; marginal: all-zero input",
             "score": "in-sample log-loss",
         },
         "per_factor_infoe": per_e.tolist(),

@@ -12,6 +12,25 @@ class Encoded(NamedTuple):
     mean: Tensor  # posterior mean (the representation that is scored)
     logvar: Tensor | None  # None for a deterministic encoder
     z: Tensor  # the code fed to the decoder: mean, or a reparameterised sample
+    pre: Tensor | None = None  # a quantised model's continuous code before quantisation
+    quantized: Tensor | None = None  # its nearest codebook values, with the gradient to the codebook
+
+
+class Quantizer(nn.Module):
+    """QLAE's latent quantisation (arXiv 2305.18378): one learnable scalar codebook per latent dimension, each
+    code replaced by the nearest value of its dimension's codebook, with a straight-through gradient."""
+
+    def __init__(self, dim: int, values: int, low: float, high: float):
+        super().__init__()
+        self.codebook = nn.Parameter(torch.linspace(low, high, values).repeat(dim, 1))  # (dim, values)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """(straight-through codes: the values of `quantized` with z's gradient, `quantized`: the nearest codebook
+        values with the codebook's gradient)."""
+        book = self.codebook.to(z.dtype)
+        idx = (z.unsqueeze(-1) - book).abs().argmin(-1)  # (B, dim)
+        quantized = torch.gather(book.expand(len(z), -1, -1), 2, idx.unsqueeze(-1)).squeeze(-1)
+        return quantized.detach() + (z - z.detach()), quantized  # exactly the codebook values, z's gradient
 
 
 class AutoEncoder(nn.Module):
@@ -40,6 +59,10 @@ class AutoEncoder(nn.Module):
     def encode(self, x: Tensor, sample: bool | None = None) -> Encoded:
         x = (x - self.in_shift.view(1, -1, 1, 1).to(x.dtype)) / self.in_scale.view(1, -1, 1, 1).to(x.dtype)
         h = self.encoder(x)
+        quantizer = self._modules.get("quantizer")  # a QLAE model's (a submodule, not a class attribute)
+        if quantizer is not None:  # deterministic; the scored codes are the codebook values
+            st, quantized = quantizer(h)
+            return Encoded(st, None, st, h, quantized)
         if not self.stochastic:
             return Encoded(h, None, h)
         mean, logvar = h.chunk(2, dim=1)

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from sculptcli.models import MODELS
-from sculptcli.models.base import AutoEncoder
+from sculptcli.models.base import AutoEncoder, Quantizer
 from sculptcli.registry import Spec
+
+
+class QuantizeSpec(Spec):
+    """One learnable scalar codebook of `values` entries per latent, initialised linspace(low, high) (QLAE)."""
+
+    values: int = Field(10, ge=2, le=1024)
+    low: float = -0.5
+    high: float = 0.5
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be smaller than high ({self.high})")
+        return self
 
 
 @MODELS.register
@@ -29,6 +43,17 @@ class ConvAESpec(Spec):
     input_norm: Literal["data", "none"] = Field(
         "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
     )
+    quantize: QuantizeSpec | None = Field(None, description="QLAE latent quantisation (deterministic encoder)")
+
+    @model_validator(mode="after")
+    def _quantize_deterministic(self):
+        if self.quantize is not None and self.stochastic:
+            raise ValueError("quantize needs a deterministic encoder (stochastic: false)")
+        return self
+
+    def describe(self) -> str:
+        kind = " stochastic" if self.stochastic else f" quantized×{self.quantize.values}" if self.quantize else ""
+        return f"conv L={self.layers} w={self.width} d={self.latent_dim}{kind}"
 
     def channels(self) -> list[int]:
         return [min(self.width * 2 ** (i // 2), self.max_width) for i in range(self.layers)]
@@ -87,3 +112,6 @@ class ConvAE(AutoEncoder):
             if i < len(rev) - 1:
                 up += [*norm(cout), nn.ReLU(inplace=True)]
         self.decoder = nn.Sequential(*up)
+        if spec.quantize is not None:
+            q = spec.quantize
+            self.quantizer = Quantizer(spec.latent_dim, q.values, q.low, q.high)

@@ -32,15 +32,19 @@ class DivergenceSpec(Spec):
     weight: NonNegativeFloat = 1.0
     needs_stochastic_encoder: ClassVar[bool] = False
     needs_gaussian_prior: ClassVar[bool] = False
+    accepts_conditional: ClassVar[bool] = False  # works with a conditional prior (reads the batch's factors)
 
     def check(self, prior: PriorSpec, stochastic: bool) -> None:
         """Raise ValueError when this divergence cannot be used with that prior or encoder."""
         if self.needs_stochastic_encoder and not stochastic:
             raise ValueError(f"divergence '{self.type}' needs a stochastic encoder (set model.stochastic=true)")
-        if self.needs_gaussian_prior and prior.type != "gaussian":
-            raise ValueError(
-                f"{self.type} needs a gaussian prior, not '{prior.type}' (use divergence type mmd instead)"
+        if self.needs_gaussian_prior and prior.type != "gaussian" and not (
+            self.accepts_conditional and prior.type == "conditional" and prior.rest.type == "gaussian"
+        ):
+            what = "a gaussian prior (or a conditional one with a gaussian rest)" if self.accepts_conditional else (
+                "a gaussian prior"
             )
+            raise ValueError(f"{self.type} needs {what}, not '{prior.type}' (use divergence type mmd instead)")
 
     def __call__(
         self, enc: Encoded, prior: Sampler, generator: torch.Generator, ctx: DivergenceContext | None = None
@@ -93,12 +97,20 @@ class MMD(DivergenceSpec):
             raise ValueError("scales must be positive")
         return v
 
+    accepts_conditional: ClassVar[bool] = True
+
     def __call__(self, enc, prior, generator, ctx=None):
         z = enc.z.float()
+        kw = {"kernel": self.kernel, "scales": self.scales, "bandwidth": self.bandwidth, "estimator": self.estimator}
+        if prior.spec.needs_factors:
+            # conditional prior: one draw per item given its own factors, and the joints (z, ũ) vs (z′, ũ) compared,
+            # so that q(z | u) is matched to p(z | u), not only the marginals (prior_n does not apply: B draws)
+            factors = ctx.batch.factors
+            u = prior.select(factors)
+            target = prior.sample(len(u), generator, factors)
+            return mmd2(torch.cat([z, u], 1), torch.cat([target, u], 1), **kw)
         target = prior.sample(self.prior_n or z.shape[0], generator)
-        return mmd2(
-            z, target, kernel=self.kernel, scales=self.scales, bandwidth=self.bandwidth, estimator=self.estimator
-        )
+        return mmd2(z, target, **kw)
 
 
 @DIVERGENCES.register
@@ -106,19 +118,36 @@ class KL(DivergenceSpec):
     """β·KL(q(z|x) ‖ p(z)) in closed form for a Gaussian encoder and a Gaussian prior (VAE, β-VAE)."""
 
     type: Literal["kl"] = "kl"
+    dim_weights: list[NonNegativeFloat] | None = Field(
+        None, description="a multiplier per latent dim (XFactors' β_T on factor subspaces, β_S on the rest)"
+    )
     needs_stochastic_encoder: ClassVar[bool] = True
-
     needs_gaussian_prior: ClassVar[bool] = True
+    accepts_conditional: ClassVar[bool] = True
 
     def __call__(self, enc, prior, generator, ctx=None):
-        return gaussian_kl(enc, prior.spec)
+        w = self.dim_weights
+        if prior.spec.needs_factors:  # Aux-VAE: N(ũ, std²) on the auxiliary dims, the gaussian rest on the others
+            spec, k = prior.spec, prior.spec.n_aux
+            rest = enc.mean.new_full((len(enc.mean), prior.dim - k), spec.rest.mean, dtype=torch.float32)
+            mean = torch.cat([prior.select(ctx.batch.factors), rest], 1)
+            std = torch.tensor([spec.std] * k + [spec.rest.std] * (prior.dim - k), device=enc.mean.device)
+            return gaussian_kl(enc, mean, std, w)
+        return gaussian_kl(enc, prior.spec.mean, prior.spec.std, w)
 
 
-def gaussian_kl(enc: Encoded, spec) -> Tensor:
-    """KL(N(µ, σ²) ‖ N(m, s²)) summed over latents, averaged over the batch."""
+def gaussian_kl(
+    enc: Encoded, mean: Tensor | float, std: Tensor | float, dim_weights: list[float] | None = None
+) -> Tensor:
+    """KL(N(µ, σ²) ‖ N(mean, std²)) summed over latents (each times its `dim_weights` entry), averaged over the
+    batch (mean, std: scalars, per-dim (d,) or per-item (B, d))."""
     mu, logvar = enc.mean.float(), enc.logvar.float()
-    var_p = spec.std**2
-    kl = 0.5 * (logvar.exp() / var_p + (mu - spec.mean) ** 2 / var_p - 1.0 - logvar + math.log(var_p))
+    var_p = torch.as_tensor(std, dtype=torch.float32, device=mu.device) ** 2
+    kl = 0.5 * (logvar.exp() / var_p + (mu - mean) ** 2 / var_p - 1.0 - logvar + torch.log(var_p))
+    if dim_weights is not None:
+        if len(dim_weights) != kl.shape[1]:
+            raise ValueError(f"dim_weights has {len(dim_weights)} entries for {kl.shape[1]} latent dims")
+        kl = kl * torch.tensor(dim_weights, dtype=kl.dtype, device=kl.device)
     return kl.sum(1).mean()
 
 
@@ -224,7 +253,7 @@ class FactorTC(DivergenceSpec):
         return torch.optim.Adam(aux.parameters(), lr=self.disc_lr, betas=self.disc_betas)
 
     def __call__(self, enc, prior, generator, ctx=None):
-        kl = gaussian_kl(enc, prior.spec)
+        kl = gaussian_kl(enc, prior.spec.mean, prior.spec.std)
         if ctx is None or ctx.aux is None:
             return kl
         tc = ctx.aux(enc.z.float()).mean()  # log D/(1−D) estimates log q(z)/Π q(z_j)

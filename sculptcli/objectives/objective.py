@@ -16,6 +16,7 @@ from sculptcli.data.base import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
 from sculptcli.objectives.divergences import DivergenceContext
+from sculptcli.objectives.terms import TERMS
 from sculptcli.priors.base import Sampler
 from sculptcli.registry import Spec
 
@@ -31,6 +32,13 @@ class ObjectiveSpec(Spec):
     warmup_steps: NonNegativeInt = Field(
         0, description="ramp the divergence weight linearly from 0 to its value over these training steps"
     )
+    terms: list[TERMS.union()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="extra weighted terms: corr_intra, corr_inter, infonce, corr_cross, quantize"
+    )
+
+    @property
+    def needs_factors(self) -> bool:
+        return any(t.needs_factors for t in self.terms)
 
     def div_scale(self, step: int | None) -> float:
         """The fraction of the divergence weight applied at training step `step` (1 outside training)."""
@@ -69,7 +77,7 @@ class Objective:
         if self.gather is None:
             return enc, batch
         g = self.gather
-        enc = Encoded(g(enc.mean), None if enc.logvar is None else g(enc.logvar), g(enc.z))
+        enc = Encoded(*(None if t is None else g(t) for t in enc))
         return enc, Batch(
             batch.images,  # the reconstruction stays per process; only codes, factors and contexts are gathered
             None if batch.factors is None else g(batch.factors.float()),
@@ -113,4 +121,15 @@ class Objective:
         enc, whole = self._global(enc, batch)
         div = self.div(enc, self.prior, generator, dataclasses.replace(self.ctx, batch=whole))
         weight = self.div.weight * self.spec.div_scale(step)
-        return {"loss": recon + weight * div, "recon": recon, "div": div, "z": enc.z}
+        loss = recon + weight * div
+        parts = {"recon": recon, "div": div, "z": enc.z}
+        for term in self.spec.terms:
+            value = term(enc, whole, self.prior)
+            parts[term.type] = value
+            loss = loss + term.weight * value
+        parts["loss"] = loss
+        return parts
+
+    def term_names(self) -> list[str]:
+        """The logged names of the extra terms, in order."""
+        return [t.type for t in self.spec.terms]

@@ -4,7 +4,7 @@ from sculptcli.registry import Registry
 
 PRIORS = Registry("prior")
 
-from sculptcli.priors import builtin, codependent  # noqa: E402,F401  (register the priors)
+from sculptcli.priors import builtin, codependent, conditional  # noqa: E402,F401  (register the priors)
 from sculptcli.priors.base import PriorSpec, Sampler  # noqa: E402
 
 # Priors that nest priors (product blocks, transform.base) refer to `PriorUnion`: the union of everything

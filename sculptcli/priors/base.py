@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import ClassVar
+
 import torch
 from pydantic import ConfigDict, Field
 from torch import Tensor
@@ -15,8 +18,15 @@ class Sampler:
     def __init__(self, spec: PriorSpec, dim: int, device: torch.device):
         self.spec, self.dim, self.device = spec, dim, torch.device(device)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, factors: Tensor | None = None) -> Tensor:
+        """n draws; `factors` (a batch's factor rows) matter only to a conditional prior."""
         return self.spec.sample(n, self.dim, generator, self.device)
+
+    def to(self, device: torch.device | str) -> Sampler:
+        """This sampler on another device (metrics draw on the CPU, whatever the training device)."""
+        other = copy.copy(self)
+        other.device = torch.device(device)
+        return other
 
 
 class PriorSpec(Spec):
@@ -27,6 +37,7 @@ class PriorSpec(Spec):
     dims: int | None = Field(
         None, ge=1, description="latent dimensions this prior covers (default: all, or 1 inside a product)"
     )
+    needs_factors: ClassVar[bool] = False  # samples given the batch's factors (a conditional prior)
 
     def event_dim(self) -> int | None:
         """The number of dimensions the prior intrinsically has (None: a 1-D prior, any count)."""
@@ -43,7 +54,8 @@ class PriorSpec(Spec):
         if self.dims is not None and self.dims != dim:
             raise ValueError(f"dims is {self.dims} but the latent size is {dim}")
 
-    def build(self, dim: int, device: torch.device | str = "cpu") -> Sampler:
+    def build(self, dim: int, device: torch.device | str = "cpu", data=None) -> Sampler:
+        """Bound to `dim` dimensions on `device`; `data` (the built dataset) matters only to a conditional prior."""
         self.check_dim(dim)
         return Sampler(self, dim, torch.device(device))
 

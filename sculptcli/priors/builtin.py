@@ -141,6 +141,8 @@ class Product(PriorSpec):
 
     @model_validator(mode="after")
     def _dims_match_blocks(self):
+        if any(b.needs_factors for b in self.blocks):
+            raise ValueError("a conditional prior cannot be a product block: use its `rest` for the other dims")
         if self.dims is not None and self.dims != self.event_dim():
             raise ValueError(f"dims is {self.dims} but the blocks cover {self.event_dim()} dims")
         return self

@@ -230,7 +230,7 @@ class Empirical(PriorSpec):
         self._on.clear()
         self._on["cpu"] = z.detach().float().cpu()
 
-    def build(self, dim: int, device: torch.device | str = "cpu") -> Sampler:
+    def build(self, dim: int, device: torch.device | str = "cpu", data=None) -> Sampler:
         self.check_dim(dim)
         self.codes(device)  # read now, not at the first step
         return Sampler(self, dim, torch.device(device))

@@ -35,12 +35,19 @@ def fmt(v, digits: int = 3) -> str:
     return "—" if v is None or v != v else f"{v:.{digits}f}"
 
 
+STANDARD = ("step", "loss", "recon", "div", "img_per_s", "time")
+
+
+def term_text(record: dict) -> str:
+    """The extra objective terms of a log record (Aux-VAE's correlations, InfoNCE, ...) as 'name value' pairs."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in STANDARD)
+
+
 def describe_run(cfg, device, use_bf16: bool) -> dict[str, str]:
     div = cfg.objective.divergence
     return {
         "data": cfg.data.type,
-        "model": f"{cfg.model.type} L={cfg.model.layers} w={cfg.model.width} d={cfg.model.latent_dim}"
-        + (" stochastic" if cfg.model.stochastic else ""),
+        "model": cfg.model.describe(),
         "objective": f"{cfg.objective.recon}({cfg.objective.reduction}) + {div.weight:g}·{div.type}",
         "prior": cfg.prior.describe(),
         "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'}",
@@ -79,9 +86,10 @@ class PlainReporter(Reporter):
         done = r["step"] - self.step0
         rate = done / max(time.perf_counter() - self.t0, 1e-9)
         eta = (self.total - r["step"]) / rate if rate > 0 else float("nan")
+        terms = term_text(r)
         self._print(
             f"step {r['step']:>7d}/{self.total}  loss {r['loss']:.5f}  recon {r['recon']:.5f}  "
-            f"div {r['div']:.5f}  {r['img_per_s']:.0f} img/s  eta {eta:.0f}s"
+            f"div {r['div']:.5f}  {r['img_per_s']:.0f} img/s  eta {eta:.0f}s" + (f"  {terms}" if terms else "")
         )
 
     def evaluation(self, r):
@@ -135,6 +143,8 @@ class RichDashboard(Reporter):
         for col in ("held-out", "LPS-lgbm", "trend", "LPS-mlp", "LPS-linear", "NMSE dB", "MMD² prior"):
             ev.add_column(col, justify="right")
         parts = [Group(info, "", self.progress, "", stats, "", ev)]
+        if self.last and term_text(self.last):
+            parts.append(f"[dim]terms[/] {term_text(self.last)}")
         if self.evals:
             e = self.evals[-1]
             lgbm = [x.get("lps_lgbm", float("nan")) for x in self.evals]

@@ -74,11 +74,11 @@ def train(
     model = cfg.model.build(data.shape).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    prior = build_prior(cfg.prior, cfg.model.latent_dim, device)
+    prior = build_prior(cfg.prior, cfg.model.latent_dim, device, data)
     objective = Objective(
         cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim, gather=dist.gather
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    optimizer = cfg.train.make_optimizer(model)
     bs = cfg.train.batch_size
     if bs > data.n_train:
         raise UserError(
@@ -104,7 +104,8 @@ def train(
     aux = (objective.aux, objective.aux_optimizer) if objective.aux is not None else None
 
     # ---- start fresh or resume: model, optimizer, RNG, step, running window, metrics up to that step
-    step, window = 0, torch.zeros(4, device=device)  # window = [count, loss, recon, div] sums since last log
+    logged = ["loss", "recon", "div", *objective.term_names()]  # window = [count, *logged] sums since last log
+    step, window = 0, torch.zeros(1 + len(logged), device=device)
     best = math.inf
     evals: list[dict] = []  # the held-out evaluations so far (for the health warnings)
     if resume:
@@ -178,27 +179,25 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             parts["loss"].backward()
+            if cfg.train.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             optimizer.step()
             if aux is not None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     objective.aux_step(parts["z"], aux_generator(cfg.seed, step, device))
             step += 1
-            window += torch.stack(
-                [torch.ones((), device=device), parts["loss"].detach(), parts["recon"].detach(), parts["div"].detach()]
-            )
+            window += torch.stack([torch.ones((), device=device), *(parts[k].detach().float() for k in logged)])
             seen_window += bs
 
             # ---- log a window mean (the only host sync on the hot path)
             if step % cfg.train.log_every == 0 or step == total:
                 dist.mean_(window)  # the same window on every process: recon over the global batch
                 check_finite()
-                n, loss, recon, div = window.tolist()
+                n, *sums = window.tolist()
                 now = time.perf_counter()
                 record = {
                     "step": step,
-                    "loss": loss / n,
-                    "recon": recon / n,
-                    "div": div / n,
+                    **{k: v / n for k, v in zip(logged, sums, strict=True)},
                     "img_per_s": seen_window / max(now - t_window, 1e-9),
                     "time": time.time(),
                 }

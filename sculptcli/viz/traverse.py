@@ -24,7 +24,7 @@ from torch import Tensor
 
 from sculptcli.errors import UserError
 
-RANGE_FORMS = "prior, data, fixed:LO:HI (e.g. fixed:-3:3) or fit:K (e.g. fit:2)"
+RANGE_FORMS = "prior, data, codebook (a quantised model), fixed:LO:HI (e.g. fixed:-3:3) or fit:K (e.g. fit:2)"
 PRIOR_PERCENTILES = (2.0, 98.0)
 PRIOR_SAMPLES = 50_000
 PAD_VALUE = 1.0  # white lines between cells (the figure background)
@@ -48,6 +48,8 @@ class RangeSpec:
     k: float | None = None
 
     def describe(self) -> str:
+        if self.mode == "codebook":
+            return "codebook values of each latent"
         if self.mode == "prior":
             return f"prior {PRIOR_PERCENTILES[0]:g}–{PRIOR_PERCENTILES[1]:g}th percentile"
         if self.mode == "data":
@@ -60,7 +62,7 @@ class RangeSpec:
 def parse_range(text: str) -> RangeSpec:
     """`prior`, `data`, `fixed:LO:HI` or `fit:K` -> RangeSpec; anything else is a UserError naming the forms."""
     t = str(text).strip().lower()
-    if t in ("prior", "data"):
+    if t in ("prior", "data", "codebook"):
         return RangeSpec(t)
     m = re.fullmatch(rf"fixed:({_NUM}):({_NUM})", t)
     if m:
@@ -336,6 +338,46 @@ def traversal_figure(
         if several:
             y = top + layout.block_height * scale / 2
             ax.text(fl.left - 8, y, f"z{k}", ha="right", va="center", fontsize=10, fontweight="bold")
+    return fig, fl
+
+
+def swap_images(model, a: Tensor, b: Tensor, groups: list[list[int]], batch_size: int = 512) -> Tensor:
+    """Decoded subspace swaps, float (rows, 2 + len(groups), C, H, W): per row, image a's and b's reconstructions,
+    then a's code with the dims of each group (a factor subspace) taken from b's code."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    variants = [a, b]
+    for dims in groups:
+        z = a.clone()
+        z[:, dims] = b[:, dims]
+        variants.append(z)
+    z = torch.stack(variants, 1).reshape(-1, a.shape[1]).to(device)
+    with torch.no_grad():
+        out = torch.cat(
+            [torch.sigmoid(model.decode(z[i : i + batch_size]).float()) for i in range(0, len(z), batch_size)]
+        )
+    return out.cpu().reshape(a.shape[0], len(variants), *out.shape[1:])
+
+
+def labelled_grid_figure(grid: Tensor, layout: GridLayout, labels: list[str], title: str, subtitle: str, scale: int):
+    """A one-block grid with a text label above each column. Returns (Figure, FigureLayout)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fl = figure_layout(layout, labelled_rows=False, scale=scale)
+    fig = Figure(figsize=(fl.width / DPI, fl.height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, fl.width)
+    ax.set_ylim(fl.height, 0)
+    ax.set_axis_off()
+    gw, gh = layout.grid_width * scale, layout.grid_height * scale
+    extent = (fl.left, fl.left + gw, fl.top + gh, fl.top)
+    ax.imshow(grid.permute(1, 2, 0).numpy(), extent=extent, interpolation="nearest", aspect="auto", vmin=0, vmax=1)
+    ax.text(fl.width / 2, 6, title, ha="center", va="top", fontsize=10, fontweight="bold")
+    ax.text(fl.width / 2, 22, subtitle, ha="center", va="top", fontsize=8, color="0.3")
+    for s, label in enumerate(labels):
+        cols = layout.column(s)
+        ax.text(fl.left + (cols.start + cols.stop) / 2 * scale, fl.top - 2, label, ha="center", va="bottom", fontsize=7)
     return fig, fl
 
 

@@ -1,0 +1,66 @@
+"""Aux-VAE's 33×33 galaxy CNN (its released `models_edited.py`): four stride-2 convs to 2×2, a transposed-conv
+decoder ending in a k5 s4 layer back to 33×33."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from sculptcli.models import MODELS
+from sculptcli.models.base import AutoEncoder
+from sculptcli.registry import Spec
+
+SIDE = 33
+
+
+@MODELS.register
+class AuxCNNSpec(Spec):
+    """Encoder Conv(k4 s2 p1) ×4, channels w, 2w, 4w, 8w (33→16→8→4→2), flatten → linear heads; decoder
+    z → ConvT(k4 s2 p1) ×3 (1→2→4→8), channels 4w, 2w, w, → ConvT(k5 s4) to 33×33. ReLU between layers."""
+
+    type: Literal["auxcnn"] = "auxcnn"
+    latent_dim: int = Field(10, ge=1, le=4096)
+    width: int = Field(32, ge=1, le=512, description="channels of the first conv layer (Aux-VAE: 32)")
+    stochastic: bool = Field(True, description="Gaussian encoder (Aux-VAE's) instead of deterministic")
+    input_norm: Literal["data", "none"] = Field(
+        "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
+    )
+
+    def check_shape(self, shape: tuple[int, int, int]) -> None:
+        if shape[1:] != (SIDE, SIDE):
+            raise ValueError(
+                f"the auxcnn model takes {SIDE}×{SIDE} images, got {shape[1]}×{shape[2]} "
+                "(galaxy: set data.pad_to=null; other data: use model type conv)"
+            )
+
+    def describe(self) -> str:
+        return f"auxcnn w={self.width} d={self.latent_dim}" + (" stochastic" if self.stochastic else "")
+
+    def build(self, shape: tuple[int, int, int]) -> AuxCNN:
+        self.check_shape(shape)
+        return AuxCNN(self, shape[0])
+
+
+class AuxCNN(AutoEncoder):
+    def __init__(self, spec: AuxCNNSpec, channels: int):
+        super().__init__()
+        self.latent_dim, self.stochastic = spec.latent_dim, spec.stochastic
+        self.init_input_norm(channels)
+        w = spec.width
+        down: list[nn.Module] = []
+        for cin, cout in zip([channels, w, 2 * w, 4 * w], [w, 2 * w, 4 * w, 8 * w], strict=True):
+            down += [nn.Conv2d(cin, cout, 4, 2, 1), nn.ReLU(inplace=True)]
+        out = spec.latent_dim * (2 if spec.stochastic else 1)
+        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(8 * w * 2 * 2, out))
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (spec.latent_dim, 1, 1)),
+            nn.ConvTranspose2d(spec.latent_dim, 4 * w, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w, channels, 5, 4, 0),
+        )
