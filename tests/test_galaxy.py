@@ -202,3 +202,21 @@ def test_train_and_score_through_the_cli(cli, cache, tmp_path):
     assert code == 0, err
     report = json.loads(out)
     assert "linear" in report["lps"] and isinstance(report["nmse"], float)
+
+
+def test_defaults_match_the_released_aux_vae_generator():
+    """Aux-VAE's `Synthetic_galaxy_dataset/`: N = 16,384 on a Latin hypercube seeded 7, flux 1e4–1e5, scale radius
+    0.1–1.0″, g1/g2 ±0.5, Gaussian PSF FWHM 0.2–0.4″, 33×33 stamps at 0.2″, Poisson noise, global min–max scaling;
+    galaxy-auxvae trains on the unpadded stamps, galaxy-mmd-gaussian on stamps padded to 64."""
+    from sculptcli.config import load_config
+
+    s = DATASETS.get("galaxy")()
+    assert (s.n, s.design_seed, s.stamp, s.pixel_scale, s.noise) == (16_384, 7, 33, 0.2, "poisson")
+    assert gx.RANGES == ((1e4, 1e5), (0.1, 1.0), (-0.5, 0.5), (-0.5, 0.5), (0.2, 0.4))
+    assert gx.FACTOR_NAMES == ("flux", "radius", "g1", "g2", "psf_fwhm")
+    aux = load_config("galaxy-auxvae", budget="full")
+    assert aux.data.pad_to is None and aux.model.type == "auxcnn" and aux.prior.factors == [
+        "radius", "g1", "g2", "flux", "psf_fwhm"]  # fmt: skip  # Aux-VAE's column order
+    assert aux.objective.divergence.weight == pytest.approx(20 / (33 * 33), rel=1e-5)  # β / (C·H·W)
+    assert (aux.train.batch_size, aux.train.lr, aux.train.epochs, aux.model.latent_dim) == (64, 1e-3, 1000, 10)
+    assert [(t.type, t.weight) for t in aux.objective.terms] == [("corr_inter", 0.4), ("corr_intra", 0.5)]

@@ -126,7 +126,7 @@ def copy_latent(
     from sculptcli.checkpoint import find_checkpoint, load_checkpoint
     from sculptcli.errors import UserError
     from sculptcli.io import atomic_write_text
-    from sculptcli.rundir import new_run_dir, point_latest
+    from sculptcli.rundir import claim_run_dir, point_latest
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import resolve_device, train
     from sculptcli.viz.traverse import save_figure_png
@@ -173,10 +173,14 @@ def copy_latent(
         },
     )
     cfg = copying.with_empirical_prior(raw, latents, bandwidth, f"student config ({out})")
-    run_dir = new_run_dir(cfg.name or "student", out / copying.STUDENT_DIR, resume=False)
+    claim = claim_run_dir(cfg.name or "student", out / copying.STUDENT_DIR, "new")
+    run_dir = claim.path
     point_latest(run_dir)
     t1 = time.perf_counter()
-    result = train(cfg, run_dir, dev, make_reporter(quiet), resume=False)
+    try:
+        result = train(cfg, run_dir, dev, make_reporter(quiet), resume=False)
+    finally:
+        claim.release()
     seconds["train"] = round(time.perf_counter() - t1, 3)
     if result.interrupted:
         console.print(f"the comparison was skipped; continue the student with `sculpt train --out {run_dir} --resume`")

@@ -25,7 +25,12 @@ def train(
     budget: str = typer.Option(
         None, "--budget", help="a budget of the preset: quick or full (default: full on CUDA, quick on CPU)"
     ),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out (default: runs/latest)"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="continue the run in --out (default: runs/latest); `--resume auto` continues it when it has a "
+        "checkpoint and starts it otherwise (one command line for a requeued job)",
+    ),
     no_score: bool = typer.Option(False, "--no-score", help="skip the final held-out scoring"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no dashboard or log lines"),
     data_dir: Path = typer.Option(
@@ -48,14 +53,20 @@ def train(
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         _launch_torchrun(nproc)
     from sculptcli.checkpoint import load_checkpoint
-    from sculptcli.config import load_config, validate_config
+    from sculptcli.config import load_config, read_yaml, validate_config
     from sculptcli.errors import UserError
-    from sculptcli.rundir import abandon, new_run_dir, point_latest, previous_latest
+    from sculptcli.rundir import abandon, claim_run_dir, point_latest, previous_latest
     from sculptcli.training.distributed import from_env
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import resolve_device
     from sculptcli.training.trainer import train as run_training
 
+    words = list(ctx.args)
+    auto = resume and "auto" in words  # `--resume auto`: the word arrives among the extra arguments
+    if auto:
+        words.remove("auto")
+        ctx.args = words
+    mode = "auto" if auto else "resume" if resume else "new"
     overrides = overrides_from(ctx, "train")
     requested = resolve_device(device)
     dist = from_env(requested)
@@ -68,25 +79,25 @@ def train(
     if dist.enabled and seeds > 1:
         dist.close()
         raise UserError("--seeds and --nproc do not combine", fix="loop over --seed with one --nproc run per seed")
-    if resume and seeds > 1:
+    if mode != "new" and seeds > 1:
         raise UserError("--resume continues one run", fix="resume each seed's run directory with its own --out")
-    if resume:
-        if preset or config or overrides or data_overrides or seed is not None or budget:
-            raise UserError(
-                "--resume continues a run with its own config",
-                fix="give only --out (and optionally --max-steps); start a new run to change the config",
-            )
-        run_dir = new_run_dir("", out, resume=True)
-        cfg = load_checkpoint(run_dir / "last.safetensors").config
-        if max_steps is not None:
-            cfg = validate_config(
-                {
-                    **cfg.model_dump(mode="json"),
-                    "train": {**cfg.train.model_dump(mode="json"), "steps": max_steps, "epochs": None},
-                },
-                str(run_dir),
-            )
-    else:
+    if mode == "resume" and (preset or config or overrides or data_overrides or seed is not None or budget):
+        raise UserError(
+            "--resume continues a run with its own config",
+            fix="give only --out (and optionally --max-steps); start a new run to change the config, or use "
+            "--resume auto with the run's full command line",
+        )
+    if mode == "auto" and out is None:
+        raise UserError("--resume auto needs --out", fix="name the run directory the requeued job continues")
+
+    def with_steps(c):
+        if max_steps is None:
+            return c
+        train_part = {**c.train.model_dump(mode="json"), "steps": max_steps, "epochs": None}
+        return validate_config({**c.model_dump(mode="json"), "train": train_part}, str(out or "the run"))
+
+    cfg = None
+    if mode != "resume":
         extra = ([f"seed={seed}"] if seed is not None else []) + (
             [f"train.steps={max_steps}", "train.epochs=null"] if max_steps is not None else []
         )
@@ -99,27 +110,52 @@ def train(
         if seeds > 1:
             _train_seeds(cfg, out, seeds, dev, quiet, no_score)
             return
-        run_dir = new_run_dir(cfg.name or "run", out, resume=False) if dist.main else None
-        run_dir = dist.broadcast(run_dir)
-    if resume and max_steps is not None and dist.main:
-        from sculptcli.io import atomic_write_text
-
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    before = previous_latest()
-    if (out is None or not resume) and dist.main:
-        point_latest(run_dir)
-
+    claim = claim_run_dir(cfg.name or "run" if cfg else "", out, mode) if dist.main else None
     try:
-        result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resume, dist=dist)
-    except UserError:
-        if not resume and dist.main:  # e.g. missing data: leave no empty run behind
-            abandon(run_dir, before)
-        raise
+        run_dir = dist.broadcast(claim.path if claim else None)
+        resuming = dist.broadcast(claim.resume if claim else None)
+        if resuming:
+            saved = load_checkpoint(run_dir / "last.safetensors").config
+            if cfg is not None and _comparable(cfg) != _comparable(saved):
+                raise UserError(
+                    f"the run in {run_dir} was started with another config",
+                    fix="give the command line that started it, or another --out for a new run",
+                )
+            cfg = with_steps(saved)
+        elif cfg is None:  # --resume of a run that never saved a checkpoint: start it again from its config
+            cfg = with_steps(validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml")))
+        if claim and not quiet:
+            for note in claim.notes:
+                console.print(f"note: {note}")
+        if resuming and max_steps is not None and dist.main:
+            from sculptcli.io import atomic_write_text
+
+            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        before = previous_latest()
+        if (out is None or not resuming) and dist.main:
+            point_latest(run_dir)
+        try:
+            result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resuming, dist=dist)
+        except UserError:
+            if not resuming and dist.main:  # e.g. missing data: leave no empty run behind
+                claim.release()
+                abandon(run_dir, before)
+            raise
+        finally:
+            dist.close()
+        if result.interrupted:
+            raise typer.Exit(130)
+        _finish(cfg, run_dir, dev, quiet, no_score)
     finally:
-        dist.close()
-    if result.interrupted:
-        raise typer.Exit(130)
-    _finish(cfg, run_dir, dev, quiet, no_score)
+        if claim:
+            claim.release()
+
+
+def _comparable(cfg) -> dict:
+    """What must agree for `--resume auto` to continue a run: the config without its length (steps may grow)."""
+    d = cfg.model_dump(mode="json", exclude={"budgets"})
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "epochs")}
+    return d
 
 
 def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
@@ -161,26 +197,30 @@ def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: 
     """`--seeds N`: N independent runs of one config, seeds cfg.seed … cfg.seed+N−1, under one parent directory."""
     from sculptcli.config import validate_config
     from sculptcli.errors import UserError
-    from sculptcli.rundir import abandon, new_run_dir, point_latest, previous_latest
+    from sculptcli.rundir import abandon, claim_run_dir, new_run_dir, point_latest, previous_latest
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import train as run_training
 
-    parent = out if out is not None else new_run_dir(cfg.name or "run", None, resume=False)
+    parent = new_run_dir(cfg.name or "run", out)
     for s in range(cfg.seed, cfg.seed + seeds):
         one = validate_config({**cfg.model_dump(mode="json"), "seed": s}, "--seeds")
-        run_dir = new_run_dir("", Path(parent) / f"seed-{s}", resume=False)
+        claim = claim_run_dir("", Path(parent) / f"seed-{s}", "new")
+        run_dir = claim.path
         before = previous_latest()
         point_latest(run_dir)
         if not quiet:
             console.print(f"seed {s} ({s - cfg.seed + 1}/{seeds}) → {run_dir}")
         try:
             result = run_training(one, run_dir, dev, make_reporter(quiet))
+            if result.interrupted:
+                raise typer.Exit(130)
+            _finish(one, run_dir, dev, quiet, no_score)
         except UserError:
+            claim.release()
             abandon(run_dir, before)
             raise
-        if result.interrupted:
-            raise typer.Exit(130)
-        _finish(one, run_dir, dev, quiet, no_score)
+        finally:
+            claim.release()
     if not quiet:
         console.print(f"{seeds} runs in {parent}; compare them with `sculpt compare {parent}`")
 

@@ -126,7 +126,10 @@ def train(
     else:
         if getattr(cfg.model, "input_norm", "none") == "data":  # the same statistics on every process
             model.fit_input_norm(torch.cat([data.train_batch(s, bs).images for s in range(INPUT_NORM_BATCHES)]))
-        if dist.main:
+        if dist.main:  # a fresh start: what a dead run of this directory left (no checkpoint) goes
+            for stale in ("best.safetensors", "scores.json"):
+                (run_dir / stale).unlink(missing_ok=True)
+            write_jsonl(metrics_path, [])
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
     def save(path: Path, with_optimizer: bool = True) -> None:
@@ -144,16 +147,17 @@ def train(
                 fix="lower train.lr or the divergence weight; `--resume` restarts from the last good checkpoint",
             )
 
-    # ---- Ctrl-C: the first finishes the current step, saves and stops; a second aborts at once
+    # ---- Ctrl-C or SIGTERM (a scheduler's notice): the first finishes the current step, saves and stops; a second
+    # Ctrl-C aborts at once
     stop = threading.Event()
 
-    def on_sigint(signum, frame):
-        if stop.is_set():
+    def on_signal(signum, frame):
+        if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
 
     reporter.start(cfg, run_dir, device, total, step, use_bf16)
     if dist.main and step == 0:
@@ -236,7 +240,7 @@ def train(
                 f"continue with `sculpt train --out {run_dir} --resume`"
             )
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         reporter.stop()
     return TrainResult(run_dir, step, total, stop.is_set() and step < total, last_eval)

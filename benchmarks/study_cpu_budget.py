@@ -1,0 +1,141 @@
+"""The CPU-budget study behind the presets' `cpu` budget: every setting tried, rerunnable by name.
+
+    python -m benchmarks.study_cpu_budget --list
+    python -m benchmarks.study_cpu_budget S2-fine T1-fine-inorm        # rerun some settings
+    python -m benchmarks.study_cpu_budget --all --out benchmarks/study # every setting (hours on 2 cores)
+
+Each setting is a preset plus overrides, run as a user would (`sculpt train --preset P --out DIR overrides…`, a
+subprocess), timed wall-clock (training + the end-of-run scoring) and scored on 10,000 held-out dSprites images
+(`score.n`). One JSON line per run is appended to `<out>/study.jsonl`; the Markdown table of every line there is
+printed at the end (the table in benchmarks/RESULTS.md). `--code PATH` runs another checkout of sculpt (its
+`PYTHONPATH`), which is how the settings before input standardisation (`model.input_norm`) were run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# batch 256, bf16 autocast on the CPU, cosine learning-rate decay: the common base of the T-series
+BASE = [
+    "train.batch_size=256",
+    "train.precision=bf16",
+    "train.schedule=cosine",
+    "train.eval_every=1000",
+    "train.eval_n=10000",
+    "score.n=10000",
+    "train.log_every=50",
+]
+FINE = "objective.divergence.scales=[0.1,0.2,0.5,1,2]"
+
+# name: (preset, overrides, what it tests). E1 and S1–S4 ran before model.input_norm existed (input_norm=none).
+SETTINGS: dict[str, tuple[str, list[str], str]] = {
+    "Q0-quick": ("dsprites-mmd-gaussian", ["score.n=10000"], "the old quick budget: batch 64, 1,500 steps, fp32"),
+    "E1-mmd-b256": (
+        "dsprites-mmd-gaussian",
+        ["train.batch_size=256", "train.precision=bf16", "train.steps=4000", "train.eval_every=250",
+         "train.eval_n=2000", "score.n=10000", "model.input_norm=none"],
+        "batch 256, bf16, constant lr, 4,000 steps",
+    ),  # fmt: skip
+    "S1-base": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", "model.input_norm=none"], "2,000 steps, cosine"),
+    "S2-fine": (
+        "dsprites-mmd-gaussian",
+        [*BASE, "train.steps=2000", FINE, "model.input_norm=none"],
+        "kernel scales 0.1–2 × median",
+    ),
+    "S3-lam1": (
+        "dsprites-mmd-gaussian",
+        [*BASE, "train.steps=2000", "objective.divergence.weight=1.0", "model.input_norm=none"],
+        "λ = 1",
+    ),
+    "T1-fine-inorm": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE], "fine scales + input standardisation"),
+    "T2-finer": (
+        "dsprites-mmd-gaussian",
+        [*BASE, "train.steps=2000", "objective.divergence.scales=[0.05,0.1,0.2,0.5,1,2]"],
+        "scales 0.05–2",
+    ),
+    "T5-onlyfine": (
+        "dsprites-mmd-gaussian",
+        [*BASE, "train.steps=2000", "objective.divergence.scales=[0.1,0.2,0.5]"],
+        "scales 0.1–0.5 only",
+    ),
+    "T4-fine-lr2e3": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE, "train.lr=2e-3"], "lr 2e-3"),
+    "T6-ae": ("dsprites-ae", [*BASE, "train.steps=2000"], "the plain AE at the T budget"),
+}
+
+
+def run(name: str, out: Path, code: Path | None) -> dict:
+    preset, overrides, what = SETTINGS[name]
+    run_dir = out / name
+    if run_dir.exists():
+        raise SystemExit(f"{run_dir} exists: remove it to rerun {name}")
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    cmd = ["sculpt", "train", "--preset", preset, "--out", str(run_dir), *overrides]
+    t0 = time.perf_counter()
+    log = (out / f"{name}.log").open("w")
+    subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    minutes = (time.perf_counter() - t0) / 60
+    scores = json.loads((run_dir / "scores.json").read_text())
+    steps = max(r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()))
+    return {
+        "name": name,
+        "preset": preset,
+        "overrides": overrides,
+        "what": what,
+        "steps": steps,
+        "minutes": round(minutes, 2),
+        "lps_lgbm": scores["lps"]["lgbm"] if scores.get("lps") else None,
+        "lps_mlp": scores["lps"].get("mlp") if scores.get("lps") else None,
+        "nmse_db": scores["nmse_db"],
+        "mmd2_prior": scores["mmd2_prior"],
+    }
+
+
+def table(rows: list[dict]) -> str:
+    head = "| setting | preset | what | steps | minutes | LPS-lgbm | LPS-mlp | NMSE dB | MMD² prior |"
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        f = lambda v, p=3: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
+        lines.append(
+            f"| {r['name']} | {r['preset']} | {r['what']} | {r['steps']} | {r['minutes']:.1f} | {f(r['lps_lgbm'])} | "
+            f"{f(r['lps_mlp'])} | {f(r['nmse_db'], 2)} | {f(r['mmd2_prior'], 4)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/study"))
+    ap.add_argument("--code", type=Path, default=None, help="run this checkout of sculpt (PYTHONPATH)")
+    args = ap.parse_args()
+    if args.list:
+        for name, (preset, overrides, what) in SETTINGS.items():
+            print(f"{name:16s} {preset:24s} {what}\n{'':16s} {' '.join(overrides)}")
+        return
+    names = list(SETTINGS) if args.all else args.names
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        sys.exit(f"unknown settings: {', '.join(unknown)} (see --list)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "study.jsonl"
+    for name in names:
+        row = run(name, args.out, args.code)
+        with results.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(table([row]).splitlines()[-1], flush=True)
+    if results.exists():
+        print(table([json.loads(line) for line in results.read_text().splitlines()]))
+
+
+if __name__ == "__main__":
+    main()
