@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from sculptcli import faults
+from sculptcli.errors import UserError
 
 
 def _umask_mode() -> int:
@@ -19,20 +24,39 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
+def write_failed(path: Path, e: OSError) -> UserError:
+    """The UserError for a write that failed (a full disk, an I/O error): what, where, and that nothing was lost."""
+    why = e.strerror or str(e) or type(e).__name__
+    return UserError(
+        f"could not write {Path(path).name}: {why}",
+        where=str(path),
+        fix="free disk space or fix the filesystem, then `sculpt train --out DIR --resume`; the previous file is "
+        "intact",
+    )
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp_path)` then atomically move tmp_path to `path` (same directory)."""
+    """Call `write(tmp_path)` then atomically move tmp_path to `path` (same directory). A failed write (ENOSPC,
+    EIO, ...) leaves `path` as it was and is a UserError naming it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(Path(tmp))
+        faults.on_write(Path(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the usual umask-based mode
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_failed(path, e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -45,9 +69,22 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 
 def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
+    """Append one JSON line with a single write; a failed write is undone (the file truncated back to what it held)
+    and is a UserError naming the file."""
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            faults.on_append()
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.EIO, "short write")
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise write_failed(path, e) from None
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -124,6 +124,8 @@ def claim_run_dir(name: str, out: Path | None, mode: str = "new") -> Claim:
     claim = Claim(target, lock, resume=False)
     if lock.describe_stale():
         claim.notes.append(lock.describe_stale())
+    for tmp in target.glob(".*.tmp"):  # half-written files of a writer that was killed: never renamed, never read
+        tmp.unlink(missing_ok=True)
     has_ckpt = (target / "last.safetensors").is_file()
     if has_ckpt and mode in ("resume", "auto"):
         claim.resume = True

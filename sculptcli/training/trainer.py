@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from sculptcli import faults
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
 from sculptcli.config import RunConfig
 from sculptcli.copying import build_prior
@@ -190,6 +191,7 @@ def train(
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     objective.aux_step(parts["z"], aux_generator(cfg.seed, step, device))
             step += 1
+            faults.at_step(step)  # test-only fault injection (SCULPT_FAULT); nothing otherwise
             window += torch.stack([torch.ones((), device=device), *(parts[k].detach().float() for k in logged)])
             seen_window += bs
 
