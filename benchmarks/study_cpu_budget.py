@@ -53,7 +53,7 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
         [*BASE, "train.steps=2000", "objective.divergence.weight=1.0", "model.input_norm=none"],
         "λ = 1",
     ),
-    "T1-fine-inorm": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE], "fine scales + input standardisation"),
+    "T1-fine-inorm": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE], "fine scales + input_norm"),
     "T2-finer": (
         "dsprites-mmd-gaussian",
         [*BASE, "train.steps=2000", "objective.divergence.scales=[0.05,0.1,0.2,0.5,1,2]"],

@@ -88,8 +88,24 @@ class Checkpoint:
 
         shape = data_shape(self.config)
         model = self.config.model.build(shape)
+        weights = self.model_weights(model)
+        expected = model.state_dict()
+        for key, t in weights.items():
+            want = expected.get(key)
+            if want is not None and t.dtype != want.dtype:
+                raise UserError(
+                    f"tensor model.{key} is {t.dtype}, the model's is {want.dtype}",
+                    where=str(self.path),
+                    fix="the file is damaged or was edited; use a checkpoint written by `sculpt train`",
+                )
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise UserError(
+                    f"tensor model.{key} holds non-finite values (NaN or infinity)",
+                    where=str(self.path),
+                    fix="the training diverged or the file is damaged; use an earlier checkpoint",
+                )
         try:
-            model.load_state_dict(self.model_weights(model), strict=True)
+            model.load_state_dict(weights, strict=True)
         except RuntimeError as e:
             raise UserError(
                 "the checkpoint's weights do not match its own config",

@@ -28,12 +28,14 @@ from sculptcli.objectives import ObjectiveSpec
 from sculptcli.priors import PRIORS
 from sculptcli.registry import Spec
 
+MAX_STEPS = 10**9  # a budget beyond this is a typo (1e300 epochs), not a plan
+
 
 class TrainSpec(Spec):
     batch_size: PositiveInt = 512
     lr: PositiveFloat = 5e-4
-    steps: PositiveInt | None = Field(None, description="optimizer steps (or give epochs)")
-    epochs: PositiveFloat | None = Field(None, description="passes over the training split (or give steps)")
+    steps: PositiveInt | None = Field(None, le=MAX_STEPS, description="optimizer steps (or give epochs)")
+    epochs: PositiveFloat | None = Field(None, le=1e6, description="passes over the training split (or give steps)")
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="learning rate over the run: constant, or cosine decay to min_lr_frac·lr"
     )
@@ -118,7 +120,7 @@ class ScoreSpec(Spec):
 
 class RunConfig(Spec):
     name: str | None = None
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="the one seed behind everything (at most 2⁶³−1)")
     budget: str | None = Field(None, description="the budget applied from the preset (recorded)")
     data: DATASETS.union()  # type: ignore[valid-type]
     model: MODELS.union()  # type: ignore[valid-type]
@@ -192,6 +194,36 @@ def preset_path(name: str) -> Path:
     return path
 
 
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (plain safe_load keeps the last one)."""
+
+
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a scalar", key_node.start_mark
+            ) from None
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (also at line {seen[key].line + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml_text(text: str) -> Any:
+    """YAML text → data with the safe loader, duplicate keys refused (yaml.YAMLError); no Python objects ever."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from `path` (safe_load only), or UserError saying what is wrong and where."""
     path = Path(path)
@@ -202,12 +234,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise UserError("not a text (UTF-8) file", where=str(path), fix="give a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"malformed YAML: {problem}", where=loc, fix="fix the YAML syntax") from None
+    except RecursionError:
+        raise UserError("the YAML nests too deeply", where=str(path), fix="flatten the file") from None
+    except (ValueError, TypeError, OverflowError) as e:  # a tag whose value does not convert: !!float "abc"
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise UserError(f"malformed YAML: {why}", where=str(path), fix="fix the value") from None
     if data is None:
         raise UserError("the file is empty", where=str(path), fix="write a YAML mapping")
     if not isinstance(data, dict):
@@ -228,8 +265,8 @@ def parse_override(arg: str) -> tuple[list[str], Any]:
     if not key:
         raise UserError(f"override '{arg}' has no key", fix="write e.g. train.lr=1e-3")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml_text(raw) if raw.strip() else None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
         value = raw
     return key.split("."), value
 
@@ -270,6 +307,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def apply_budget(raw: dict[str, Any], budget: str | None) -> dict[str, Any]:
     data = copy.deepcopy(raw)
     budgets = data.get("budgets") or {}
+    if not isinstance(budgets, dict):
+        raise UserError(f"budgets must be a mapping of named override sets, not {type(budgets).__name__}")
     if budget is None:
         return data
     if budget not in budgets:
@@ -277,9 +316,15 @@ def apply_budget(raw: dict[str, Any], budget: str | None) -> dict[str, Any]:
         raise UserError(
             f"this config has no budget '{budget}'.{did_you_mean(budget, budgets)}", fix=f"budgets defined: {have}"
         )
-    data = apply_overrides(
-        data, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in budgets[budget].items()]
-    )
+    chosen = budgets[budget]
+    if not isinstance(chosen, dict):
+        raise UserError(
+            f"budget '{budget}' must be a mapping of key: value overrides, not {type(chosen).__name__}",
+            where=f"budgets.{budget}",
+            fix="e.g. budgets: {quick: {train.steps: 1500}}",
+        )
+    pairs = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in chosen.items()]
+    data = apply_overrides(data, pairs)
     data["budget"] = budget
     return data
 

@@ -15,7 +15,7 @@ T = TypeVar("T", bound=type[BaseModel])
 class Spec(BaseModel):
     """Base of every config model: unknown keys are refused with a did-you-mean."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

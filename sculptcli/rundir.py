@@ -205,3 +205,5 @@ def abandon(run: Path, previous: Path | None) -> None:
         point_latest(previous)
     else:
         (RUNS / "latest").unlink(missing_ok=True)
+        if RUNS.is_dir() and not any(RUNS.iterdir()):  # made for this run alone
+            RUNS.rmdir()

@@ -84,6 +84,13 @@ def checkpoint_input(
     cfg = ckpt.config
     model = ckpt.build_model(device)
     data = cfg.data.build(cfg.seed, device)
+    held = int(data.heldout_index.numel())
+    if (n or cfg.score.n) > held:
+        raise UserError(
+            f"asked to score {n or cfg.score.n} held-out images but the split has {held}",
+            where=str(ckpt.path),
+            fix=f"give --n {held} or fewer",
+        )
     images, factors = data.heldout(n or cfg.score.n)
     latents = model.embed(images).cpu()
     if not torch.isfinite(latents).all():

@@ -21,6 +21,7 @@ from sculptcli.objectives import Objective
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import input_scale_warning, run_warnings
+from sculptcli.training.preflight import check_run
 from sculptcli.training.report import Reporter
 
 INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
@@ -72,6 +73,7 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     data = cfg.data.build(cfg.seed, device)
+    check_run(cfg, data, device)  # sizes against the data and the memory, before allocating
     model = cfg.model.build(data.shape).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -1,0 +1,66 @@
+"""Checks before anything is allocated or written: the run's sizes against its data and the machine's memory."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from sculptcli.config import MAX_STEPS, RunConfig
+from sculptcli.errors import UserError
+
+BYTES_PER_PARAM = 16  # float32 weights, gradients and Adam's two moments
+
+
+def n_heldout(data) -> int:
+    return int(data.heldout_index.numel())
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes the run may use: free GPU memory on CUDA, else the host's available memory (Linux /proc/meminfo)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def model_parameters(cfg: RunConfig, shape: tuple[int, int, int]) -> int:
+    """The parameter count of the config's model, built on the meta device (nothing allocated)."""
+    try:
+        with torch.device("meta"):
+            model = cfg.model.build(shape)
+    except ValueError as e:
+        raise UserError(f"model: {e}", fix="change model.layers (or the data's pad_to)") from None
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_run(cfg: RunConfig, data, device: torch.device) -> None:
+    """UserError (exit 2) when the run cannot work on this data or machine, naming the key and the fix."""
+    held = n_heldout(data)
+    for key, n in (("train.eval_n", cfg.train.eval_n), ("score.n", cfg.score.n)):
+        if n > held:
+            raise UserError(
+                f"{key} is {n} but the held-out split has {held} images",
+                fix=f"set {key}={held} (or a larger held-out split)",
+            )
+    params = model_parameters(cfg, data.shape)
+    need, have = params * BYTES_PER_PARAM, available_memory(device)
+    if need > have:
+        raise UserError(
+            f"model: {params:,} parameters: training needs about {need / 2**30:.1f} GiB, "
+            f"{have / 2**30:.1f} GiB are available on {device}",
+            fix="make the model smaller (model.fc_hidden, model.width, model.max_width, model.latent_dim)",
+        )
+    total = cfg.train.total_steps(data.n_train)
+    if total > MAX_STEPS:
+        raise UserError(
+            f"{'train.epochs' if cfg.train.epochs is not None else 'train.steps'} gives {total:,} optimizer steps, "
+            f"beyond the {MAX_STEPS:,} sculpt accepts",
+            fix="give a budget in steps or epochs you can wait for",
+        )
