@@ -47,6 +47,9 @@ class TrainSpec(Spec):
     )
     grad_clip: PositiveFloat | None = Field(None, description="clip the global gradient norm to this value")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    threads: PositiveInt | None = Field(
+        None, le=1024, description="CPU intra-op threads (default: OMP_NUM_THREADS, else the CPUs this process may use)"
+    )
     compile: bool = False
     log_every: PositiveInt = 50
     eval_every: PositiveInt = 500

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+import torch
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -50,7 +51,7 @@ def describe_run(cfg, device, use_bf16: bool) -> dict[str, str]:
         "model": cfg.model.describe(),
         "objective": f"{cfg.objective.recon}({cfg.objective.reduction}) + {div.weight:g}·{div.type}",
         "prior": cfg.prior.describe(),
-        "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'}",
+        "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'} · {torch.get_num_threads()} threads",
         "budget": f"{cfg.budget or 'as configured'} · batch {cfg.train.batch_size} · lr {cfg.train.lr:g}",
     }
 

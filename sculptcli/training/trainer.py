@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -44,6 +45,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def pick_threads(requested: int | None) -> int:
+    """CPU threads for this run: `train.threads`, else OMP_NUM_THREADS, else the CPUs in this process's affinity
+    mask (a container's or `taskset`'s share, not the machine's core count)."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     """The generator for the prior batch of `step`: a pure function of (seed, step), so resume is exact."""
     return torch.Generator(device=device).manual_seed((seed * 0x9E3779B1 + step * 0x85EBCA77 + 1) % 2**63)
@@ -66,6 +81,7 @@ def train(
     global batch with DDP, the divergence sees the all-gathered batch, and only rank 0 writes or reports."""
     dist = dist or Dist()
     # ---- build everything from the config
+    torch.set_num_threads(pick_threads(cfg.train.threads))
     torch.manual_seed(cfg.seed)
     use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
     if device.type == "cuda":

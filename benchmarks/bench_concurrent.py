@@ -1,0 +1,62 @@
+"""Two `sculpt train` runs started together on a small machine: each run's wall time against one run alone.
+
+    python -m benchmarks.bench_concurrent [--steps 60] [--preset dsprites-mmd-gaussian]
+
+Every variant runs the same command (the preset's quick budget, --max-steps, no scoring) as a subprocess, alone and
+then two at once, in one session; it prints seconds per run and the slowdown ratio (concurrent / alone; 2.0 is what
+two runs sharing the cores fairly cost, far more is thread oversubscription). Variants: sculpt's default (threads
+from the affinity mask, OpenMP threads sleeping when idle), the old behaviour (OpenMP spin-waiting:
+OMP_WAIT_POLICY=ACTIVE), and one thread per run (train.threads=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "default": ({}, []),
+    "spin-wait (old)": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
+    "threads=1": ({}, ["train.threads=1"]),
+}
+
+
+def launch(preset: str, steps: int, out: Path, env: dict, extra: list[str]) -> subprocess.Popen:
+    cmd = ["sculpt", "train", "--preset", preset, "--out", str(out), "--max-steps", str(steps), "--no-score", "-q",
+           "train.eval_every=100000", "train.save_every=100000", *extra]  # fmt: skip
+    return subprocess.Popen(cmd, env={**os.environ, **env})
+
+
+def timed(procs: list[subprocess.Popen]) -> float:
+    t0 = time.perf_counter()
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"a run failed ({p.args})")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="dsprites-mmd-gaussian")
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for i, (name, (env, extra)) in enumerate(VARIANTS.items()):
+            alone = timed([launch(args.preset, args.steps, Path(d) / f"a{i}", env, extra)])
+            both = timed([launch(args.preset, args.steps, Path(d) / f"p{i}{k}", env, extra) for k in range(2)])
+            rows.append({"variant": name, "alone_s": alone, "two_at_once_s": both, "slowdown": both / alone})
+            print(f"{name:16s} alone {alone:6.1f} s   two at once {both:6.1f} s   slowdown {both / alone:.2f}×",
+                  flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
