@@ -5,8 +5,8 @@
 Every variant runs the same command (the preset's quick budget, --max-steps, no scoring) as a subprocess, alone and
 then two at once, in one session; it prints seconds per run and the slowdown ratio (concurrent / alone; 2.0 is what
 two runs sharing the cores fairly cost, far more is thread oversubscription). Variants: sculpt's default (threads
-from the affinity mask, OpenMP threads sleeping when idle), the old behaviour (OpenMP spin-waiting:
-OMP_WAIT_POLICY=ACTIVE), and one thread per run (train.threads=1).
+from the affinity mask, the OpenMP runtime's own wait policy), OpenMP spin-waiting (OMP_WAIT_POLICY=ACTIVE),
+OpenMP threads sleeping at once when idle (OMP_WAIT_POLICY=PASSIVE), and one thread per run (train.threads=1).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 VARIANTS = {
     "default": ({}, []),
     "spin-wait (old)": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
+    "sleep-wait": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
     "threads=1": ({}, ["train.threads=1"]),
 }
 

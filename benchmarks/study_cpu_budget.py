@@ -6,8 +6,8 @@
 
 Each setting is a preset plus overrides, run as a user would (`sculpt train --preset P --out DIR overrides…`, a
 subprocess), timed wall-clock (training + the end-of-run scoring) and scored on 10,000 held-out dSprites images
-(`score.n`). One JSON line per run is appended to `<out>/study.jsonl`; the Markdown table of every line there is
-printed at the end (the table in benchmarks/RESULTS.md). `--code PATH` runs another checkout of sculpt (its
+(XY: all 281 held-out). One JSON line per run is appended to `<out>/study.jsonl`; the Markdown table of every
+line there is printed at the end (the table in RESULTS.md). `--code PATH` runs another checkout of sculpt (its
 `PYTHONPATH`), which is how the settings before input standardisation (`model.input_norm`) were run.
 """
 
@@ -21,36 +21,69 @@ import sys
 import time
 from pathlib import Path
 
-# batch 256, bf16 autocast on the CPU, cosine learning-rate decay: the common base of the T-series
+# Every setting spells out what it changes from the preset's *full* budget (`--budget full`), so the table stays
+# true when the presets' quick budget changes (it became U1 after this study).
+COMMON = ["--budget", "full", "model.layers=4", "train.lr=1e-3", "train.epochs=null", "score.n=10000"]
+OLD_QUICK = [
+    *COMMON,
+    "train.batch_size=64",
+    "train.steps=1500",
+    "train.log_every=25",
+    "train.eval_every=500",
+    "train.save_every=500",
+    "train.eval_n=1000",
+    "train.precision=auto",
+    "train.schedule=constant",
+]
+# batch 256, bf16 autocast on the CPU, cosine learning-rate decay: the common base of the S-, T- and U-series
 BASE = [
+    *COMMON,
     "train.batch_size=256",
     "train.precision=bf16",
     "train.schedule=cosine",
     "train.eval_every=1000",
+    "train.save_every=1000",
     "train.eval_n=10000",
-    "score.n=10000",
     "train.log_every=50",
 ]
 FINE = "objective.divergence.scales=[0.1,0.2,0.5,1,2]"
+NO_NORM = "model.input_norm=none"
+XY = [
+    "--budget",
+    "full",
+    "model.layers=4",
+    "model.width=16",
+    "model.fc_hidden=128",
+    "train.batch_size=64",
+    "train.lr=1e-3",
+    "train.epochs=null",
+    "train.log_every=25",
+    "train.eval_every=500",
+    "train.save_every=500",
+]
+XY_CPU = [*XY, "train.steps=3000", "train.precision=bf16", "train.schedule=cosine"]
 
-# name: (preset, overrides, what it tests). E1 and S1–S4 ran before model.input_norm existed (input_norm=none).
+# name: (preset, overrides, what it tests). E1 and S1–S3 ran before model.input_norm existed (= input_norm none).
 SETTINGS: dict[str, tuple[str, list[str], str]] = {
-    "Q0-quick": ("dsprites-mmd-gaussian", ["score.n=10000"], "the old quick budget: batch 64, 1,500 steps, fp32"),
+    "Q0-quick": ("dsprites-mmd-gaussian", [*OLD_QUICK, NO_NORM], "the old quick budget: batch 64, 1,500 steps, fp32"),
     "E1-mmd-b256": (
         "dsprites-mmd-gaussian",
-        ["train.batch_size=256", "train.precision=bf16", "train.steps=4000", "train.eval_every=250",
-         "train.eval_n=2000", "score.n=10000", "model.input_norm=none"],
+        [
+            *COMMON,
+            "train.batch_size=256",
+            "train.precision=bf16",
+            "train.steps=4000",
+            "train.eval_every=250",
+            "train.eval_n=2000",
+            NO_NORM,
+        ],
         "batch 256, bf16, constant lr, 4,000 steps",
     ),  # fmt: skip
-    "S1-base": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", "model.input_norm=none"], "2,000 steps, cosine"),
-    "S2-fine": (
-        "dsprites-mmd-gaussian",
-        [*BASE, "train.steps=2000", FINE, "model.input_norm=none"],
-        "kernel scales 0.1–2 × median",
-    ),
+    "S1-base": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", NO_NORM], "2,000 steps, cosine"),
+    "S2-fine": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE, NO_NORM], "kernel scales 0.1–2 × median"),
     "S3-lam1": (
         "dsprites-mmd-gaussian",
-        [*BASE, "train.steps=2000", "objective.divergence.weight=1.0", "model.input_norm=none"],
+        [*BASE, "train.steps=2000", "objective.divergence.weight=1.0", NO_NORM],
         "λ = 1",
     ),
     "T1-fine-inorm": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE], "fine scales + input_norm"),
@@ -66,6 +99,17 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     ),
     "T4-fine-lr2e3": ("dsprites-mmd-gaussian", [*BASE, "train.steps=2000", FINE, "train.lr=2e-3"], "lr 2e-3"),
     "T6-ae": ("dsprites-ae", [*BASE, "train.steps=2000"], "the plain AE at the T budget"),
+    "U1-b128": (
+        "dsprites-mmd-gaussian",
+        [*BASE, "train.batch_size=128", "train.steps=4000", FINE],
+        "T1 at batch 128, 4,000 steps (the quick budget)",
+    ),
+    "U2-b256": ("dsprites-mmd-gaussian", [*BASE, "train.steps=4000", FINE], "T1 at 4,000 steps"),
+    "U3-ae-b256": ("dsprites-ae", [*BASE, "train.steps=4000"], "the plain AE at the U2 budget"),
+    "X1-xy-old": ("xy-mmd-gaussian", [*XY, "train.steps=1500"], "XY: the old quick budget"),
+    "X2-xy-mmd": ("xy-mmd-gaussian", [*XY_CPU, FINE], "XY: 3,000 steps, bf16, cosine, fine scales (quick)"),
+    "X3-xy-uniform": ("xy-mmd-uniform", [*XY_CPU, FINE], "XY uniform prior at X2's budget"),
+    "X4-xy-ae": ("xy-ae", XY_CPU, "XY plain AE at X2's budget"),
 }
 
 

@@ -16,6 +16,7 @@ from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
 from sculptcli.provenance import versions
+from sculptcli.training.preflight import heldout_size
 
 DEFAULT_METRICS = ["all"]  # `sculpt score`; training scores with the config's score.metrics (fast)
 
@@ -84,14 +85,11 @@ def checkpoint_input(
     cfg = ckpt.config
     model = ckpt.build_model(device)
     data = cfg.data.build(cfg.seed, device)
-    held = int(data.heldout_index.numel())
-    if (n or cfg.score.n) > held:
-        raise UserError(
-            f"asked to score {n or cfg.score.n} held-out images but the split has {held}",
-            where=str(ckpt.path),
-            fix=f"give --n {held} or fewer",
-        )
-    images, factors = data.heldout(n or cfg.score.n)
+    try:
+        n = heldout_size(cfg.score, "n", int(data.heldout_index.numel()), n)
+    except UserError as e:
+        raise UserError(e.what, where=str(ckpt.path), fix=e.fix) from None
+    images, factors = data.heldout(n)
     latents = model.embed(images).cpu()
     if not torch.isfinite(latents).all():
         raise UserError(

@@ -142,7 +142,8 @@ def test_empirical_checkpoint_mode_encodes_the_same_training_codes(copied):
     assert not prior.needs_codes()
     assert torch.allclose(prior.codes(), z[:200], atol=1e-6)
     drawn = copying.build_prior(prior, z.shape[1]).sample(50, torch.Generator().manual_seed(0))
-    assert all(any(torch.equal(row, c) for c in z[:200]) for row in drawn)  # rows of the teacher's codes
+    codes = prior.codes()  # the same encoding, up to float rounding across thread counts (checked above)
+    assert all(any(torch.equal(row, c) for c in codes) for row in drawn)  # rows of the teacher's codes
 
 
 def test_priors_import_nothing_above_them():
@@ -180,7 +181,7 @@ def test_bad_input_exits_2_and_writes_nothing(copied, tmp_path, monkeypatch):
     cases = [
         (("missing-run",), ("no such checkpoint",)),
         (("corrupt.safetensors",), ("not a readable safetensors file",)),
-        (("nan.safetensors",), ("non-finite codes",)),
+        (("nan.safetensors",), ("non-finite values",)),
         ((teacher, "model.latent_dim=5"), ("latent size mismatch", "teacher encodes to 3", "model.latent_dim=3")),
         ((teacher, "prior.bandwidth=0.1"), ("the student's prior is the teacher's codes",)),
         ((teacher, "objective.divergence={type: none}"), ("copying needs mmd",)),

@@ -46,12 +46,26 @@ def recipe(path, **model) -> dict:
     256-unit FC layer, d = 5, BCE mean + 0.3·MMD², batch 64, Adam 1e-3) for 60 steps."""
     return {
         "data": {"type": "tensor", "path": str(path), "heldout": 0.2, "pad_to": 64},
-        "model": {"type": "conv", "layers": 4, "width": 32, "latent_dim": 5, "fc_hidden": 256, "norm": "group",
-                  **model},  # fmt: skip
+        "model": {
+            "type": "conv",
+            "layers": 4,
+            "width": 32,
+            "latent_dim": 5,
+            "fc_hidden": 256,
+            "norm": "group",
+            **model,
+        },  # fmt: skip
         "prior": {"type": "gaussian"},
         "objective": {"recon": "bce", "reduction": "mean", "divergence": {"type": "mmd", "weight": 0.3}},
-        "train": {"batch_size": 64, "lr": 1e-3, "steps": 60, "log_every": 20, "eval_every": 60, "save_every": 60,
-                  "eval_n": 120},  # fmt: skip
+        "train": {
+            "batch_size": 64,
+            "lr": 1e-3,
+            "steps": 60,
+            "log_every": 20,
+            "eval_every": 60,
+            "save_every": 60,
+            "eval_n": 120,
+        },  # fmt: skip
         "score": {"n": 120, "probes": ["linear"], "metrics": ["lps", "mmd2_prior"]},
     }
 

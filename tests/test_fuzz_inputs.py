@@ -109,7 +109,9 @@ def config_cases() -> list[tuple[str, str]]:
         "score.n beyond held-out": yaml.safe_dump(set_path(TINY, "score.n", 5000)),
         "batch beyond data": yaml.safe_dump(set_path(TINY, "train.batch_size", 10**7)),
         "latent_dim 0": yaml.safe_dump(set_path(TINY, "model.latent_dim", 0)),
-        "prior dims mismatch": yaml.safe_dump({**TINY, "prior": {"type": "mvn", "mean": [0, 0], "cov": [[1, 0], [0, 1]]}}),  # noqa: E501
+        "prior dims mismatch": yaml.safe_dump(
+            {**TINY, "prior": {"type": "mvn", "mean": [0, 0], "cov": [[1, 0], [0, 1]]}}
+        ),  # noqa: E501
         "prior missing file": yaml.safe_dump({**TINY, "prior": "no/such/prior.yaml"}),
         "kl with deterministic encoder": yaml.safe_dump(set_path(TINY, "objective.divergence", {"type": "kl"})),
         "conditional unknown factor": yaml.safe_dump({**TINY, "prior": {"type": "conditional", "factors": ["x"]}}),
@@ -286,9 +288,17 @@ def latents_cases() -> list[tuple[str, str, object]]:
         ("npz NaN", ".npz", npz(latents=np.full((30, 2), np.nan))),
         ("npz no latents", ".npz", npz(x=np.zeros((30, 2)))),
         ("npz pickle", ".npz", lambda p: p.write_bytes(pickle.dumps(_Payload()))),
-        ("truncated npz", ".npz", lambda p: (np.savez(p, latents=np.zeros((50, 2))), p.write_bytes(p.read_bytes()[:40]))),  # noqa: E501
+        (
+            "truncated npz",
+            ".npz",
+            lambda p: (np.savez(p, latents=np.zeros((50, 2))), p.write_bytes(p.read_bytes()[:40])),
+        ),  # noqa: E501
         ("wrong suffix", ".txt", lambda p: p.write_text("1 2\n3 4\n")),
-        ("truncated safetensors", ".safetensors", lambda p: (save_file({"latents": z}, str(p)), p.write_bytes(p.read_bytes()[:50]))),  # noqa: E501
+        (
+            "truncated safetensors",
+            ".safetensors",
+            lambda p: (save_file({"latents": z}, str(p)), p.write_bytes(p.read_bytes()[:50])),
+        ),  # noqa: E501
         ("pickle as safetensors", ".safetensors", lambda p: p.write_bytes(pickle.dumps(_Payload()))),
         ("empty", ".safetensors", lambda p: p.write_bytes(b"")),
     ]

@@ -170,6 +170,7 @@ GOOD = {
     "torus": {"type": "torus", "radius": [1.0, 2.0]},
     "transform": {"type": "transform", "fn": "tanh", "base": {"type": "gaussian"}},
     "empirical": {"type": "empirical", "source": "codes.npy"},  # test_valid_spec writes codes.npy
+    "conditional": {"type": "conditional", "factors": [1, 2], "std": 0.5},
 }
 
 

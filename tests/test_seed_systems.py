@@ -120,11 +120,18 @@ def run(cli, tmp_path):
 
 def test_qlae_trains_codes_that_take_only_codebook_values(run, cli, tmp_path):
     out = run(
-        tiny(**{
-            "model.quantize": {"values": 6}, "model.latent_dim": 4, "objective.divergence": {"type": "none"},
-            "objective.terms": [{"type": "quantize"}], "train.optimizer": "adamw", "train.weight_decay": 0.1,
-            "train.grad_clip": 1.0, "score.metrics": ["lps", "infomec"],
-        })  # fmt: skip
+        tiny(
+            **{
+                "model.quantize": {"values": 6},
+                "model.latent_dim": 4,
+                "objective.divergence": {"type": "none"},
+                "objective.terms": [{"type": "quantize"}],
+                "train.optimizer": "adamw",
+                "train.weight_decay": 0.1,
+                "train.grad_clip": 1.0,
+                "score.metrics": ["lps", "infomec"],
+            }
+        )  # fmt: skip
     )
     ck = load_checkpoint(out / "last.safetensors")
     model = ck.build_model()
@@ -142,12 +149,15 @@ def test_qlae_trains_codes_that_take_only_codebook_values(run, cli, tmp_path):
 
 def test_xfactors_scores_its_subspaces_and_swaps(run, cli, tmp_path):
     out = run(
-        tiny(**{
-            "model.latent_dim": 6, "model.stochastic": True,
-            "objective.divergence": {"type": "kl", "weight": 1e-6, "dim_weights": [1, 1, 1, 1, 5, 5]},
-            "objective.terms": [{"type": "infonce", "factors": [1, 3], "temperature": 0.07}],
-            "score.metrics": ["factorvae"],
-        })  # fmt: skip
+        tiny(
+            **{
+                "model.latent_dim": 6,
+                "model.stochastic": True,
+                "objective.divergence": {"type": "kl", "weight": 1e-6, "dim_weights": [1, 1, 1, 1, 5, 5]},
+                "objective.terms": [{"type": "infonce", "factors": [1, 3], "temperature": 0.07}],
+                "score.metrics": ["factorvae"],
+            }
+        )  # fmt: skip
     )
     code, stdout, err = cli("score", out, "--json", "-m", "factorvae", "--votes", "300")
     assert code == 0, err
@@ -170,14 +180,23 @@ def test_swap_needs_subspaces(run, cli, tmp_path):
 def test_aux_vae_aligns_its_auxiliary_latents_with_their_factors(run, cli):
     """Known answer: on dSprites a short Aux-VAE run makes each auxiliary latent track its factor (|corr| ≥ 0.8)."""
     out = run(
-        tiny(**{
-            "model.latent_dim": 4, "model.stochastic": True, "model.layers": 3, "model.width": 16,
-            "prior": {"type": "conditional", "factors": ["pos_x", "pos_y"]},
-            "objective.divergence": {"type": "kl", "weight": 0.005},
-            "objective.terms": [{"type": "corr_inter", "weight": 0.4}, {"type": "corr_intra", "weight": 0.5}],
-            "train.steps": 250, "train.batch_size": 64, "train.eval_every": 250, "train.save_every": 250,
-            "score.n": 300, "score.metrics": ["aux_corr", "lds"],
-        })  # fmt: skip
+        tiny(
+            **{
+                "model.latent_dim": 4,
+                "model.stochastic": True,
+                "model.layers": 3,
+                "model.width": 16,
+                "prior": {"type": "conditional", "factors": ["pos_x", "pos_y"]},
+                "objective.divergence": {"type": "kl", "weight": 0.005},
+                "objective.terms": [{"type": "corr_inter", "weight": 0.4}, {"type": "corr_intra", "weight": 0.5}],
+                "train.steps": 250,
+                "train.batch_size": 64,
+                "train.eval_every": 250,
+                "train.save_every": 250,
+                "score.n": 300,
+                "score.metrics": ["aux_corr", "lds"],
+            }
+        )  # fmt: skip
     )
     scores = json.loads((out / "scores.json").read_text())
     assert scores["aux_corr"]["pos_x"] >= 0.8 and scores["aux_corr"]["pos_y"] >= 0.8, scores["aux_corr"]

@@ -55,7 +55,9 @@ def traverse(
         "data); auto: codebook for a quantised model, else prior",
     ),
     swap: bool = typer.Option(
-        False, "--swap", help="instead of sweeps: decode each image with one factor subspace taken from another "
+        False,
+        "--swap",
+        help="instead of sweeps: decode each image with one factor subspace taken from another "
         "image (a run with factor subspaces, e.g. dsprites-xfactors)",
     ),
     gif: Path = typer.Option(None, "--gif", help="also write an animation (.gif), one frame per swept value"),

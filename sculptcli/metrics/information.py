@@ -61,7 +61,7 @@ def infomec(
 
     Discrete latents (`discrete`; None: when every latent takes at most DISCRETE_MAX values, as a quantised model's
     codebook values do) follow QLAE's discrete path: latents label-encoded, NMI[k, j] = I(z_j; s_k) / H(s_k) by the
-    plug-in `mutual_info_score`, a latent active when it takes more than one value, InfoE's inputs one-hot latents.
+    plug-in `mutual_info_score`, InfoE's inputs one-hot latents; the active rule below is the same for both.
     Continuous latents:
 
     * Factors → discrete codes with ``factor_codes``; H(s_k) plug-in entropy in nats; constant factors skipped.
@@ -91,7 +91,6 @@ def infomec(
         labels = np.stack([np.unique(z[:, j], return_inverse=True)[1] for j in range(n_lat)], 1)
         for i, k in enumerate(used):
             nmi[i] = [metrics.mutual_info_score(s[:, k], labels[:, j]) / h[k] for j in range(n_lat)]
-        active = ranges > 0
         zs = preprocessing.OneHotEncoder(sparse_output=False).fit_transform(labels)
     else:
         zs = preprocessing.StandardScaler().fit_transform(z)
@@ -100,7 +99,7 @@ def infomec(
                 zs, s[:, k], discrete_features=False, n_neighbors=n_neighbors, random_state=seed
             )
             nmi[i] = mi / h[k]
-        active = ranges > ranges.max() * active_frac
+    active = ranges > ranges.max() * active_frac  # the seed rule for continuous and quantised codes alike
     pruned = nmi[:, active]
     n_fac, n_act = len(used), int(active.sum())
     if n_fac and n_act:
@@ -135,7 +134,7 @@ def infomec(
         "mi_noise": "sklearn adds 1e-10*max(1, mean|z|)*N(0,1) per latent (random_state=seed)",
         "entropy": "plug-in, nats",
         "active_frac": active_frac,
-        "active_rule": "takes more than one value" if discrete else "raw range max-min > active_frac * largest range",
+        "active_rule": "raw range max-min > active_frac * largest range",
         "latent_ranges": ranges.tolist(),
         "active_latents": active_idx.tolist(),
         "num_active_latents": n_act,

@@ -38,11 +38,15 @@ class DivergenceSpec(Spec):
         """Raise ValueError when this divergence cannot be used with that prior or encoder."""
         if self.needs_stochastic_encoder and not stochastic:
             raise ValueError(f"divergence '{self.type}' needs a stochastic encoder (set model.stochastic=true)")
-        if self.needs_gaussian_prior and prior.type != "gaussian" and not (
-            self.accepts_conditional and prior.type == "conditional" and prior.rest.type == "gaussian"
+        if (
+            self.needs_gaussian_prior
+            and prior.type != "gaussian"
+            and not (self.accepts_conditional and prior.type == "conditional" and prior.rest.type == "gaussian")
         ):
-            what = "a gaussian prior (or a conditional one with a gaussian rest)" if self.accepts_conditional else (
-                "a gaussian prior"
+            what = (
+                "a gaussian prior (or a conditional one with a gaussian rest)"
+                if self.accepts_conditional
+                else ("a gaussian prior")
             )
             raise ValueError(f"{self.type} needs {what}, not '{prior.type}' (use divergence type mmd instead)")
 

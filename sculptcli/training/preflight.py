@@ -40,15 +40,27 @@ def model_parameters(cfg: RunConfig, shape: tuple[int, int, int]) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def heldout_size(spec, key: str, held: int, asked: int | None = None) -> int:
+    """How many held-out images `spec.<key>` (or an explicit `asked`) means on a split of `held`: the default
+    shrinks to a smaller split; a number the user chose that the split cannot give is refused (exit 2)."""
+    n = asked if asked is not None else getattr(spec, key)
+    if n <= held:
+        return n
+    if asked is None and n == type(spec).model_fields[key].default:
+        return held
+    raise UserError(
+        f"{type(spec).__name__.removesuffix('Spec').lower()}.{key} is {n} but the held-out split has {held} images"
+        if asked is None
+        else f"asked for {n} held-out images but the split has {held}",
+        fix=f"use {held} or fewer (or a larger held-out split)",
+    )
+
+
 def check_run(cfg: RunConfig, data, device: torch.device) -> None:
     """UserError (exit 2) when the run cannot work on this data or machine, naming the key and the fix."""
     held = n_heldout(data)
-    for key, n in (("train.eval_n", cfg.train.eval_n), ("score.n", cfg.score.n)):
-        if n > held:
-            raise UserError(
-                f"{key} is {n} but the held-out split has {held} images",
-                fix=f"set {key}={held} (or a larger held-out split)",
-            )
+    heldout_size(cfg.train, "eval_n", held)
+    heldout_size(cfg.score, "n", held)
     params = model_parameters(cfg, data.shape)
     need, have = params * BYTES_PER_PARAM, available_memory(device)
     if need > have:
