@@ -4,9 +4,10 @@
 
 Every variant runs the same command (the preset's quick budget, --max-steps, no scoring) as a subprocess, alone and
 then two at once, in one session; it prints seconds per run and the slowdown ratio (concurrent / alone; 2.0 is what
-two runs sharing the cores fairly cost, far more is thread oversubscription). Variants: sculpt's default (threads
-from the affinity mask, the OpenMP runtime's own wait policy), OpenMP spin-waiting (OMP_WAIT_POLICY=ACTIVE),
-OpenMP threads sleeping at once when idle (OMP_WAIT_POLICY=PASSIVE), and one thread per run (train.threads=1).
+two runs sharing the cores fairly cost, far more is thread oversubscription). Variants: sculpt's default (the
+live runs divide the CPUs of the affinity mask among themselves, rechecked about once a second), every run pinned to
+every CPU (the behaviour before; with the OpenMP runtime's own wait policy, spin-waiting OMP_WAIT_POLICY=ACTIVE or
+sleeping OMP_WAIT_POLICY=PASSIVE), and one thread per run (train.threads=1).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 VARIANTS = {
-    "default": ({}, []),
-    "spin-wait (old)": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
-    "sleep-wait": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "default": ({}, []),  # live runs divide the CPUs among themselves (sculptcli/training/cpushare.py)
+    "pinned": ({}, [f"train.threads={CPUS}"]),  # every run on every CPU: the behaviour before the share
+    "pinned, spin-wait": ({"OMP_WAIT_POLICY": "ACTIVE"}, [f"train.threads={CPUS}"]),
+    "pinned, sleep-wait": ({"OMP_WAIT_POLICY": "PASSIVE"}, [f"train.threads={CPUS}"]),
     "threads=1": ({}, ["train.threads=1"]),
 }
 
@@ -46,10 +49,15 @@ def main() -> None:
     ap.add_argument("--preset", default="dsprites-mmd-gaussian")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     args = ap.parse_args()
+    chosen = [v.strip() for v in args.variants.split(",")]
+    if unknown := [v for v in chosen if v not in VARIANTS]:
+        raise SystemExit(f"unknown variants: {unknown}")
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        for i, (name, (env, extra)) in enumerate(VARIANTS.items()):
+        for i, name in enumerate(chosen):
+            env, extra = VARIANTS[name]
             alone = timed([launch(args.preset, args.steps, Path(d) / f"a{i}", env, extra)])
             both = timed([launch(args.preset, args.steps, Path(d) / f"p{i}{k}", env, extra) for k in range(2)])
             rows.append({"variant": name, "alone_s": alone, "two_at_once_s": both, "slowdown": both / alone})

@@ -1,4 +1,4 @@
-"""The CPU-budget study behind the presets' `cpu` budget: every setting tried, rerunnable by name.
+"""The CPU-budget study behind the presets' `quick` budget: every setting tried, rerunnable by name.
 
     python -m benchmarks.study_cpu_budget --list
     python -m benchmarks.study_cpu_budget S2-fine T1-fine-inorm        # rerun some settings
@@ -8,7 +8,9 @@ Each setting is a preset plus overrides, run as a user would (`sculpt train --pr
 subprocess), timed wall-clock (training + the end-of-run scoring) and scored on 10,000 held-out dSprites images
 (XY: all 281 held-out). One JSON line per run is appended to `<out>/study.jsonl`; the Markdown table of every
 line there is printed at the end (the table in RESULTS.md). `--code PATH` runs another checkout of sculpt (its
-`PYTHONPATH`), which is how the settings before input standardisation (`model.input_norm`) were run.
+`PYTHONPATH`), which is how the settings before input standardisation (`model.input_norm`) were run. The study
+rows ran bf16 autocast on a CPU with bf16 instructions; on one without them (AVX2 only) pass `--precision fp32`,
+as emulated bf16 is about 15× slower there (the presets' quick budgets run fp32 on every CPU).
 """
 
 from __future__ import annotations
@@ -113,8 +115,10 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
 }
 
 
-def run(name: str, out: Path, code: Path | None) -> dict:
+def run(name: str, out: Path, code: Path | None, precision: str | None = None) -> dict:
     preset, overrides, what = SETTINGS[name]
+    if precision:  # the last override wins: e.g. fp32 on a CPU without bf16 instructions (emulated bf16 is ~15× slower)
+        overrides = [*overrides, f"train.precision={precision}"]
     run_dir = out / name
     if run_dir.exists():
         raise SystemExit(f"{run_dir} exists: remove it to rerun {name}")
@@ -161,6 +165,9 @@ def main() -> None:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/study"))
     ap.add_argument("--code", type=Path, default=None, help="run this checkout of sculpt (PYTHONPATH)")
+    ap.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16"], default=None, help="override every row's train.precision"
+    )
     args = ap.parse_args()
     if args.list:
         for name, (preset, overrides, what) in SETTINGS.items():
@@ -173,7 +180,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "study.jsonl"
     for name in names:
-        row = run(name, args.out, args.code)
+        row = run(name, args.out, args.code, args.precision)
         with results.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[-1], flush=True)

@@ -3,7 +3,7 @@ exit 2 with a short message (`error: …`, naming what is wrong), no traceback, 
 
 The cases are generated from valid inputs by rule (every key of the tiny config with a value of the wrong type, sign
 or range; truncations of a real checkpoint at many offsets; …), so the campaign grows with the schema. The count per
-category is printed by `pytest tests/test_fuzz_inputs.py -s -k summary`."""
+category is printed by `pytest tests/test_fuzz_inputs.py -s` (the summary test runs last)."""
 
 import copy
 import json

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import threading
 import time
@@ -19,6 +18,7 @@ from sculptcli.copying import build_prior
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from sculptcli.objectives import Objective
+from sculptcli.training.cpushare import CpuShare, available_cpus, fixed_threads
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import input_scale_warning, run_warnings
@@ -46,17 +46,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def pick_threads(requested: int | None) -> int:
-    """CPU threads for this run: `train.threads`, else OMP_NUM_THREADS, else the CPUs in this process's affinity
-    mask (a container's or `taskset`'s share, not the machine's core count)."""
-    if requested:
-        return requested
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    """CPU threads for a run alone: `train.threads`, else OMP_NUM_THREADS, else the CPUs in this process's affinity
+    mask (a container's or `taskset`'s share, not the machine's core count). Runs sharing the machine divide
+    those CPUs among themselves (`CpuShare`)."""
+    return fixed_threads(requested) or available_cpus()
 
 
 def cpu_has_bf16() -> bool:
@@ -91,9 +84,15 @@ def train(
 ) -> TrainResult:
     """Train `cfg` into `run_dir`. Under torchrun (`dist` with world > 1) every process trains its share of each
     global batch with DDP, the divergence sees the all-gathered batch, and only rank 0 writes or reports."""
-    dist = dist or Dist()
+    with CpuShare(cfg.train.threads) as share:
+        return _train(cfg, run_dir, device, reporter, resume, dist or Dist(), share)
+
+
+def _train(
+    cfg: RunConfig, run_dir: Path, device: torch.device, reporter: Reporter, resume: bool, dist: Dist, share: CpuShare
+) -> TrainResult:
     # ---- build everything from the config
-    torch.set_num_threads(pick_threads(cfg.train.threads))
+    torch.set_num_threads(share.threads())
     torch.manual_seed(cfg.seed)
     use_bf16 = cfg.train.precision == "bf16" or (cfg.train.precision == "auto" and device.type == "cuda")
     if device.type == "cuda":
@@ -227,6 +226,8 @@ def train(
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     objective.aux_step(parts["z"], aux_generator(cfg.seed, step, device))
             step += 1
+            if share.due() and (threads := share.threads()) != torch.get_num_threads():
+                torch.set_num_threads(threads)  # a run started or ended beside this one (checked once a second)
             faults.at_step(step)  # test-only fault injection (SCULPT_FAULT); nothing otherwise
             window += torch.stack([torch.ones((), device=device), *(parts[k].detach().float() for k in logged)])
             seen_window += bs

@@ -1,0 +1,89 @@
+"""CPU threads per run: train.threads, else OMP_NUM_THREADS, else the affinity mask; bf16 on CPUs without it warns."""
+
+import os
+
+import pytest
+
+from sculptcli.training import trainer
+from sculptcli.training.trainer import pick_threads
+
+
+def test_explicit_threads_win(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    assert pick_threads(3) == 3
+
+
+def test_omp_num_threads_beats_the_affinity_mask(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert pick_threads(None) == 5
+
+
+@pytest.mark.parametrize("bad", ["", "0", "two", "-1"])
+def test_unusable_omp_value_falls_back_to_the_affinity_mask(monkeypatch, bad):
+    monkeypatch.setenv("OMP_NUM_THREADS", bad)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert pick_threads(None) == 3  # the CPUs this process may use, not os.cpu_count()
+
+
+def test_bf16_probe_never_raises(monkeypatch):
+    assert isinstance(trainer.cpu_has_bf16(), bool)
+
+    class Broken:
+        def __getattr__(self, name):
+            raise RuntimeError("no probe")
+
+    monkeypatch.setattr(trainer.torch, "cpu", Broken())
+    assert trainer.cpu_has_bf16() is False
+
+
+def test_live_runs_share_the_cpus_and_dead_ones_are_forgotten(tmp_path, monkeypatch):
+    from sculptcli.training import cpushare
+    from sculptcli.training.cpushare import CpuShare
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpushare, "available_cpus", lambda: 4)
+    a = CpuShare(directory=tmp_path)
+    assert a.live_runs() == 1 and a.threads() == 4
+    b = CpuShare(directory=tmp_path)
+    assert a.live_runs() == b.live_runs() == 2 and a.threads() == 2
+    (tmp_path / "12345-1.run").write_text("")  # a run that died without cleaning up: nobody holds its lock
+    assert a.threads() == 2 and not (tmp_path / "12345-1.run").exists()
+    b.close()
+    assert a.threads() == 4 and sorted(p.name for p in tmp_path.iterdir()) == [a.path.name]
+    a.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fixed_thread_count_does_not_join_the_share(tmp_path, monkeypatch):
+    from sculptcli.training.cpushare import CpuShare
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    with CpuShare(directory=tmp_path) as s:
+        assert s.threads() == 3 and list(tmp_path.iterdir()) == []
+    with CpuShare(1, directory=tmp_path) as s:
+        assert s.threads() == 1
+
+
+def test_another_process_holding_a_slot_counts(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from sculptcli.training import cpushare
+    from sculptcli.training.cpushare import CpuShare
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpushare, "available_cpus", lambda: 2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from sculptcli.training.cpushare import "
+         f"CpuShare; s = CpuShare(directory=Path({str(tmp_path)!r})); print('in', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "in"
+        with CpuShare(directory=tmp_path) as s:
+            assert s.live_runs() == 2 and s.threads() == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    with CpuShare(directory=tmp_path) as s:  # killed: its lock went with it
+        assert s.live_runs() == 1 and s.threads() == 2
