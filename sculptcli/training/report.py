@@ -46,12 +46,13 @@ def term_text(record: dict) -> str:
 
 def describe_run(cfg, device, use_bf16: bool) -> dict[str, str]:
     div = cfg.objective.divergence
+    n = torch.get_num_threads()
     return {
         "data": cfg.data.type,
         "model": cfg.model.describe(),
         "objective": f"{cfg.objective.recon}({cfg.objective.reduction}) + {div.weight:g}·{div.type}",
         "prior": cfg.prior.describe(),
-        "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'} · {torch.get_num_threads()} threads",
+        "device": f"{device.type} {'bf16' if use_bf16 else 'fp32'} · {n} thread{'s' if n != 1 else ''}",
         "budget": f"{cfg.budget or 'as configured'} · batch {cfg.train.batch_size} · lr {cfg.train.lr:g}",
     }
 
