@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+from sculptcli.training.cpushare import available_cpus
+
+CPUS = available_cpus()
 VARIANTS = {
     "default": ({}, []),  # live runs divide the CPUs among themselves (sculptcli/training/cpushare.py)
     "pinned": ({}, [f"train.threads={CPUS}"]),  # every run on every CPU: the behaviour before the share

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from sculptcli.training import trainer
-from sculptcli.training.trainer import pick_threads
+from sculptcli.training.cpushare import pick_threads
 
 
 def test_explicit_threads_win(monkeypatch):

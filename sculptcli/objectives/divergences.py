@@ -46,7 +46,7 @@ class DivergenceSpec(Spec):
             what = (
                 "a gaussian prior (or a conditional one with a gaussian rest)"
                 if self.accepts_conditional
-                else ("a gaussian prior")
+                else "a gaussian prior"
             )
             raise ValueError(f"{self.type} needs {what}, not '{prior.type}' (use divergence type mmd instead)")
 

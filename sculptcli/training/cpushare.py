@@ -27,6 +27,11 @@ def fixed_threads(requested: int | None) -> int | None:
     return int(env) if env.isdigit() and int(env) > 0 else None
 
 
+def pick_threads(requested: int | None) -> int:
+    """CPU threads for a run alone: the user's fixed choice, else every CPU of the affinity mask."""
+    return fixed_threads(requested) or available_cpus()
+
+
 class CpuShare:
     """Membership of this process in the machine's set of live runs (one flock'ed file per run in a per-user
     directory; a file whose lock can be taken belongs to a dead run and is removed)."""
@@ -81,9 +86,7 @@ class CpuShare:
 
     def threads(self) -> int:
         """Intra-op threads for this run now: the user's fixed choice, else this run's share of the CPUs."""
-        if self.fixed is not None:
-            return self.fixed
-        return max(1, self.cpus // self.live_runs())
+        return self.fixed or max(1, self.cpus // self.live_runs())
 
     def close(self) -> None:
         if self.fd is not None:

@@ -18,7 +18,7 @@ from sculptcli.copying import build_prior
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from sculptcli.objectives import Objective
-from sculptcli.training.cpushare import CpuShare, available_cpus, fixed_threads
+from sculptcli.training.cpushare import CpuShare
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import input_scale_warning, run_warnings
@@ -43,13 +43,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda but no CUDA device is available", fix="use --device cpu or auto")
     return torch.device(name)
-
-
-def pick_threads(requested: int | None) -> int:
-    """CPU threads for a run alone: `train.threads`, else OMP_NUM_THREADS, else the CPUs in this process's affinity
-    mask (a container's or `taskset`'s share, not the machine's core count). Runs sharing the machine divide
-    those CPUs among themselves (`CpuShare`)."""
-    return fixed_threads(requested) or available_cpus()
 
 
 def cpu_has_bf16() -> bool:
