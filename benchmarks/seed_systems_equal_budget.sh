@@ -7,8 +7,11 @@ out="${1:-runs/seed-systems}"
 eq=(train.steps=1500 train.batch_size=64 train.epochs=null train.lr=1e-3 train.eval_every=500 train.save_every=500)
 run() { # name preset [overrides…]
   local name=$1 preset=$2; shift 2
+  local t0; t0=$(date +%s)
   sculpt train --preset "$preset" --budget quick --seed 0 --out "$out/$name" --quiet "$@"
+  echo "$name $(( $(date +%s) - t0 )) s" >> "$out/minutes.txt"
 }
+mkdir -p "$out"
 run galaxy-auxvae galaxy-auxvae
 run galaxy-auxvae-mmd galaxy-auxvae-mmd
 run galaxy-mmd-gaussian galaxy-mmd-gaussian

@@ -55,6 +55,19 @@ class TrainSpec(Spec):
     eval_every: PositiveInt = 500
     save_every: PositiveInt = 1000
     eval_n: PositiveInt = Field(2000, description="held-out images for the periodic evaluation")
+    eval_probes: list[Literal["linear", "lgbm", "mlp"]] = Field(
+        default_factory=lambda: ["linear", "lgbm", "mlp"],
+        description="LPS probes of the periodic evaluation (the nonlinear ones cost seconds per latent dimension)",
+    )
+    init_from: str | None = Field(
+        None,
+        description="start the encoder and decoder from this run directory or checkpoint (names and shapes "
+        "that match; e.g. a pooled base model for the context module's frozen and fine-tune variants)",
+    )
+    freeze: list[Literal["encoder", "decoder"]] = Field(
+        default_factory=list, description="parts not updated for the first freeze_frac of the steps"
+    )
+    freeze_frac: float = Field(1.0, gt=0, le=1, description="the share of steps `freeze` holds (1: the whole run)")
 
     @model_validator(mode="after")
     def _decay_needs_adamw(self):
@@ -137,6 +150,7 @@ class RunConfig(Spec):
 
     @model_validator(mode="after")
     def _fits_together(self):
+        self._fit_context_module()
         try:
             self.prior.check_dim(self.model.latent_dim)
         except ValueError as e:
@@ -166,6 +180,32 @@ class RunConfig(Spec):
                 f"'{self.data.type}' has none (use dsprites, xy, galaxy, or a tensor file with 'factors')"
             )
         return self
+
+    def _fit_context_module(self) -> None:
+        """A context module takes its concepts from the data (recorded in the resolved config) and needs
+        latent_dim = concepts × width."""
+        cm = getattr(self.model, "context_module", None)
+        if cm is None:
+            return
+        names = self.data.context_names()
+        if names is None:
+            raise ValueError(
+                f"model.context_module needs data with context labels, and dataset '{self.data.type}' has none "
+                "(use quad, or a tensor file with a 'context' column and data.contexts naming its labels)"
+            )
+        concepts = list(names[1:])
+        if cm.concepts is None:
+            cm.concepts = concepts
+        elif cm.concepts != concepts:
+            raise ValueError(
+                f"model.context_module.concepts {cm.concepts} differ from the data's intervened concepts {concepts}"
+            )
+        want = len(concepts) * cm.width
+        if self.model.latent_dim != want:
+            raise ValueError(
+                f"model.latent_dim {self.model.latent_dim} must be {len(concepts)} concepts × "
+                f"context_module.width {cm.width} = {want} (set model.latent_dim={want})"
+            )
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude={"budgets"}), sort_keys=False)

@@ -60,6 +60,12 @@ def traverse(
         help="instead of sweeps: decode each image with one factor subspace taken from another "
         "image (a run with factor subspaces, e.g. dsprites-xfactors)",
     ),
+    compose: str = typer.Option(
+        None,
+        "--compose",
+        help="instead of sweeps: held-out images of a context (e.g. quad1+quad2, a composition never trained on) "
+        "beside images generated under it and the same draws under obs (a context-module run)",
+    ),
     gif: Path = typer.Option(None, "--gif", help="also write an animation (.gif), one frame per swept value"),
     n_data: int = typer.Option(
         2000, "--n-data", help="held-out images encoded for --range data/fit and to choose rows from with --seed"
@@ -76,6 +82,12 @@ def traverse(
     from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
 
+    if compose is not None:
+        if dim is not None or swap:
+            raise UserError("--compose draws a context's images, not sweeps or swaps", fix="drop --dim / --swap")
+        if which not in ("last", "best"):
+            raise UserError(f"--checkpoint must be last or best, not '{which}'")
+        return _compose(target, out, compose, seeds, seed, which, device)
     if swap:
         if dim is not None:
             raise UserError("--swap draws subspace swaps, not sweeps of --dim", fix="drop --dim (or --swap)")
@@ -197,3 +209,56 @@ def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: s
     fig, fl = tv.labelled_grid_figure(grid, gl, labels, title, subtitle, scale)
     tv.save_figure_png(fig, out)
     console.print(f"wrote {out} ({fl.width}×{fl.height} px, {seeds} pairs × {len(labels)} columns)")
+
+
+def _compose(target, out: Path, context: str, seeds: int, seed: int | None, which: str, device: str) -> None:
+    """`--compose`: rows are held-out images of `context` and prior draws decoded under it (and under obs)."""
+    import torch
+
+    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+    from sculptcli.copying import build_prior
+    from sculptcli.errors import UserError
+    from sculptcli.metrics.context import generate
+    from sculptcli.training.trainer import resolve_device
+    from sculptcli.viz import traverse as tv
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} images (rows)")
+    ckpt = load_checkpoint(find_checkpoint(target, which))
+    cfg = ckpt.config
+    dev = resolve_device(device)
+    data = cfg.data.build(cfg.seed, dev)
+    if not getattr(data, "contexts", None) or not hasattr(data, "heldout_context"):
+        raise UserError(
+            f"dataset '{cfg.data.type}' has no held-out contexts to compose",
+            where=str(ckpt.path),
+            fix="--compose needs a run on data with contexts (e.g. --preset quad-cm)",
+        )
+    known = [*data.contexts, *getattr(data, "compositions", ())]
+    if context not in known:
+        from sculptcli.errors import did_you_mean
+
+        raise UserError(
+            f"unknown context '{context}'.{did_you_mean(context, known)}", fix=f"choose from: {', '.join(known)}"
+        )
+    model = ckpt.build_model(dev)
+    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu", data)
+    real = data.heldout_context(context, seeds).cpu()
+    draw = 0 if seed is None else seed
+    fake = generate(model, prior, context, seeds, draw).cpu()
+    plain = generate(model, prior, "obs", seeds, draw).cpu()
+    shown = torch.stack([real, fake, plain], 1).unsqueeze(0)  # (1, rows, 3, C, H, W)
+    scale = tv.display_scale(*shown.shape[-2:])
+    grid, gl = tv.latent_grid(shown, padding=2)
+    module = "" if getattr(model, "concepts", None) else ", no module"
+    labels = ["held-out", "generated", "as obs"]  # short: the figure is three images wide
+    title = f"{context}"
+    subtitle = f"step {ckpt.step}{module} · draws seed {draw}"
+    fig, fl = tv.labelled_grid_figure(grid, gl, labels, title, subtitle, scale)
+    tv.save_figure_png(fig, out)
+    console.print(
+        f"wrote {out} ({fl.width}×{fl.height} px; {seeds} rows: held-out {context} images, prior draws decoded under "
+        f"{context}, the same draws under obs; {cfg.name}, step {ckpt.step}{module})"
+    )

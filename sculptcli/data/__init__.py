@@ -4,7 +4,7 @@ from sculptcli.registry import Registry
 
 DATASETS = Registry("dataset")
 
-from sculptcli.data import dsprites, folder, galaxy, tensor, vision, xy  # noqa: E402,F401  (registers)
+from sculptcli.data import dsprites, folder, galaxy, quad, tensor, vision, xy  # noqa: E402,F401  (registers)
 from sculptcli.data.base import Batch, ImageData  # noqa: E402
 
 __all__ = ["DATASETS", "Batch", "ImageData"]

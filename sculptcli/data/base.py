@@ -54,6 +54,7 @@ class ImageData(ABC):
     binary: bool  # pixel values are exactly {0, 1}: BCE is the natural reconstruction loss
     factor_names: tuple[str, ...] | None = None
     factor_sizes: tuple[int, ...] | None = None  # None for a continuous factor
+    contexts: tuple[str, ...] | None = None  # names of the context labels (the first observational), if any
     n_train: int
     device: torch.device
     seed: int
@@ -181,6 +182,11 @@ class DataSpec(Spec):
 
     def has_factors(self) -> bool | None:
         """Whether every item of this dataset comes with factor values (None: known only once it is read)."""
+        return None
+
+    def context_names(self) -> tuple[str, ...] | None:
+        """The names of the context labels its training batches carry — the first the observational context,
+        then one per intervened concept — or None for data without contexts."""
         return None
 
     def build(self, seed: int, device: torch.device | str = "cpu") -> ImageData:

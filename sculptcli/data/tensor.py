@@ -1,10 +1,13 @@
 """Your own images from one file: `data: {type: tensor, path: images.safetensors}` (or an .npz).
 
-The file holds `images` and, optionally, `factors`:
+The file holds `images` and, optionally, `factors` and `context`:
 
     images    uint8 [N, H, W] (grayscale), [N, H, W, C] (channels last, C ≤ 4) or [N, C, H, W] (channels
               first, C ≤ 4), values 0…255; or a float array of the same shapes with values in [0, 1]
     factors   [N, k] numbers (ground-truth factor values, used by the factor metrics), optional
+    context   [N] integers, optional: the context (intervention) label of each image, 0 observational and
+              k ≥ 1 an intervention on the k-th concept; `data.contexts` names them ([obs, concept1, …]). Training
+              batches then come from one context each, chosen at random per step (a context module's training)
 
 A 4-D array is read as channels first when its second axis is ≤ 4 and its last axis is not, else channels
 last. .npz files are read with `allow_pickle=False`; nothing is ever unpickled. At config validation only the
@@ -84,6 +87,12 @@ def check_header(arrays: dict[str, tuple[tuple[int, ...], str]], path: Path) -> 
             raise ValueError(f"'factors' must be [N, k] with N = {n} (the number of images), got {list(fshape)}")
         if fdtype == "bool" or fdtype.startswith(("str", "object", "<U", "|S")):
             raise ValueError(f"'factors' must be numbers, got {fdtype}")
+    if "context" in arrays:
+        cshape, cdtype = arrays["context"]
+        if cshape != (n,):
+            raise ValueError(f"'context' must be [N] with N = {n} (the number of images), got {list(cshape)}")
+        if not cdtype.startswith(("int", "uint", "i", "u")):
+            raise ValueError(f"'context' must be integer labels, got {cdtype}")
     return n, chw
 
 
@@ -112,7 +121,7 @@ def load_arrays(path: Path) -> dict[str, Tensor]:
 
         return load_file(str(path))
     with np.load(path, allow_pickle=False) as f:
-        return {k: torch.from_numpy(np.array(f[k])) for k in f.files if k in ("images", "factors")}
+        return {k: torch.from_numpy(np.array(f[k])) for k in f.files if k in ("images", "factors", "context")}
 
 
 def to_nchw(images: Tensor, where: str) -> Tensor:
@@ -158,6 +167,22 @@ class TensorData(ImageData):
             if not torch.isfinite(factors).all():
                 raise UserError("'factors' holds non-finite values", where=where, fix="give finite factor values")
         n = images.shape[0]
+        context = arrays.get("context")
+        if context is not None:
+            context = context.long()
+            k = len(spec.contexts or ())
+            if k == 0:
+                raise UserError(
+                    "the file has a 'context' column and data.contexts does not name its labels",
+                    where=where,
+                    fix="set data.contexts=[obs,<concept 1>,…] (label 0 observational, k the k-th concept)",
+                )
+            if int(context.min()) < 0 or int(context.max()) >= k:
+                raise UserError(
+                    f"'context' labels run from {int(context.min())} to {int(context.max())}, data.contexts names {k}",
+                    where=where,
+                    fix=f"labels must lie in 0…{k - 1}, or name every label in data.contexts",
+                )
         n_heldout = spec.heldout_count(n)
         g = torch.Generator().manual_seed(HELDOUT_SEED)
         draw = torch.randperm(n, generator=g)[:n_heldout]
@@ -172,13 +197,38 @@ class TensorData(ImageData):
         self.heldout_index = draw.to(self.device)
         self.train_index = keep.nonzero().squeeze(1).to(self.device)
         self.n_train = n - n_heldout
+        self.context = None if context is None else context.to(self.device)
+        self.contexts = None if context is None else tuple(spec.contexts or ())
+        if self.context is not None:  # the training items of each context label present
+            lab = self.context[self.train_index]
+            self.by_context = [self.train_index[lab == c] for c in range(len(self.contexts)) if (lab == c).any()]
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
-        idx = self.train_indices(step, batch_size)
-        return Batch(self.images[idx], None if self.factors is None else self.factors[idx])
+        if self.context is None:
+            idx = self.train_indices(step, batch_size)
+        else:  # one context per batch, chosen at random; its items with replacement (the release's sampler)
+            key = (self.seed * 0x9E3779B1 + step * 0x2545F491 + 7) % 2**63
+            pick = int(torch.randint(len(self.by_context), (1,), generator=torch.Generator().manual_seed(key)))
+            pool = self.by_context[pick]  # the context chosen on the host: no device sync per step
+            g = torch.Generator(device=self.device).manual_seed(key)
+            idx = pool[torch.randint(len(pool), (batch_size,), generator=g, device=self.device)]
+        return Batch(
+            self.images[idx],
+            None if self.factors is None else self.factors[idx],
+            None if self.context is None else self.context[idx],
+        )
 
     def train_factors(self) -> Tensor | None:
         return None if self.factors is None else self.factors[self.train_index]
+
+    def heldout_context(self, context: str, n: int | None = None) -> Tensor:
+        """The first `n` held-out images whose label is `context` (a name of `data.contexts`)."""
+        if self.contexts is None:
+            raise ValueError("this file has no 'context' column")
+        if context not in self.contexts:
+            raise ValueError(f"unknown context {context!r} (the file's: {', '.join(self.contexts)})")
+        idx = self.heldout_index[self.context[self.heldout_index] == self.contexts.index(context)]
+        return self.images[idx if n is None else idx[:n]]
 
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first `n` held-out images (all of them if n is None or larger than the split) and factors."""
@@ -197,6 +247,9 @@ class TensorSpec(DataSpec):
         0.1, description="the fixed held-out split: a fraction in (0, 1) of the images, or a count"
     )
     pad_to: PositiveInt | None = Field(None, description="centred zero padding to pad_to × pad_to pixels")
+    contexts: list[str] | None = Field(
+        None, description="names of the file's 'context' labels: [obs, concept 1, …] (label 0 observational)"
+    )
 
     @model_validator(mode="after")
     def _check_file(self):
@@ -209,7 +262,12 @@ class TensorSpec(DataSpec):
             raise ValueError(f"heldout must leave between 1 and {n - 1} held-out images (the file has {n}), got {k}")
         if self.pad_to is not None and self.pad_to < max(h, w):
             raise ValueError(f"pad_to {self.pad_to} is smaller than the {h}×{w} images")
+        if self.contexts is not None and (len(self.contexts) < 2 or len(set(self.contexts)) != len(self.contexts)):
+            raise ValueError("contexts: name the observational label and at least one concept, each once")
         return self
+
+    def context_names(self) -> tuple[str, ...] | None:
+        return None if self.contexts is None else tuple(self.contexts)
 
     def heldout_count(self, n: int) -> int:
         return max(1, round(self.heldout * n)) if isinstance(self.heldout, float) else self.heldout

@@ -99,6 +99,7 @@ SETS: dict[str, list[str]] = {
     "fast": ["lps", "nmse", "mmd2_prior", "cov_ratio", "ks", "mig", "sap", "lds", "tc_gauss", "tc_mmd", "aux_corr"],
     "supervised": ["mig", "sap", "dci", "factorvae", "betavae", "modularity", "infomec", "lds", "aux_corr"],
 }
-SETS["all"] = SETS["basic"] + ["ssim"] + SETS["supervised"] + ["tc_gauss", "tc_mmd"]
+SETS["all"] = SETS["basic"] + ["ssim"] + SETS["supervised"] + ["tc_gauss", "tc_mmd", "context"]
+SETS["fast"].append("context")  # data with intervention contexts only (quad); nothing otherwise
 
-from sculptcli.metrics import builtin, factors  # noqa: E402,F401  (registers)
+from sculptcli.metrics import builtin, context, factors  # noqa: E402,F401  (registers)

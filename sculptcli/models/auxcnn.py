@@ -10,6 +10,7 @@ from torch import nn
 
 from sculptcli.models import MODELS
 from sculptcli.models.base import AutoEncoder
+from sculptcli.models.context import ContextModuleSpec
 from sculptcli.registry import Spec
 
 SIDE = 33
@@ -26,6 +27,9 @@ class AuxCNNSpec(Spec):
     stochastic: bool = Field(True, description="Gaussian encoder (Aux-VAE's) instead of deterministic")
     input_norm: Literal["data", "none"] = Field(
         "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
+    )
+    context_module: ContextModuleSpec | None = Field(
+        None, description="a context module between latent and decoder (arXiv 2507.04754; data with contexts)"
     )
 
     def check_shape(self, shape: tuple[int, int, int]) -> None:
@@ -64,3 +68,4 @@ class AuxCNN(AutoEncoder):
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(w, channels, 5, 4, 0),
         )
+        self.attach_context_module(spec.context_module)

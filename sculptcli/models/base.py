@@ -72,13 +72,30 @@ class AutoEncoder(nn.Module):
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
         return Encoded(mean, logvar, z)
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Logits of the reconstruction; `torch.sigmoid` gives pixels in [0, 1]."""
+    def attach_context_module(self, spec) -> None:
+        """Put a context module (arXiv 2507.04754) between the latent and the decoder, when `spec` gives one."""
+        self.concepts: list[str] | None = None  # the concept of each latent block, in order
+        if spec is not None:
+            self.context_module = spec.build(self.latent_dim)
+            self.concepts = list(spec.concepts)
+
+    def decode(self, z: Tensor, ivn: Tensor | None = None) -> Tensor:
+        """Logits of the reconstruction; `torch.sigmoid` gives pixels in [0, 1]. With a context module, `ivn`
+        (bool (B, n_concepts)) says which concepts each row's context intervenes on (None: observational)."""
+        module = self._modules.get("context_module")
+        if module is not None:
+            z = module(z, ivn)
         return self.decoder(z)
 
-    def forward(self, x: Tensor) -> tuple[Encoded, Tensor]:
+    def forward(self, x: Tensor, ivn: Tensor | None = None) -> tuple[Encoded, Tensor]:
         enc = self.encode(x)
-        return enc, self.decode(enc.z)
+        return enc, self.decode(enc.z, ivn)
+
+    def after_step(self) -> None:
+        """Called after every optimiser step (the context module clamps its causal weights to [0, 1])."""
+        module = self._modules.get("context_module")
+        if module is not None:
+            module.after_step()
 
     @torch.no_grad()
     def embed(self, x: Tensor, batch_size: int = 1024) -> Tensor:

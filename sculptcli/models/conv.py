@@ -9,6 +9,7 @@ from torch import nn
 
 from sculptcli.models import MODELS
 from sculptcli.models.base import AutoEncoder, Quantizer
+from sculptcli.models.context import ContextModuleSpec
 from sculptcli.registry import Spec
 
 
@@ -44,6 +45,9 @@ class ConvAESpec(Spec):
         "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
     )
     quantize: QuantizeSpec | None = Field(None, description="QLAE latent quantisation (deterministic encoder)")
+    context_module: ContextModuleSpec | None = Field(
+        None, description="a context module between latent and decoder (arXiv 2507.04754; data with contexts)"
+    )
 
     @model_validator(mode="after")
     def _quantize_deterministic(self):
@@ -53,7 +57,8 @@ class ConvAESpec(Spec):
 
     def describe(self) -> str:
         kind = " stochastic" if self.stochastic else f" quantized×{self.quantize.values}" if self.quantize else ""
-        return f"conv L={self.layers} w={self.width} d={self.latent_dim}{kind}"
+        cm = " +context module" + (" (pooled)" if self.context_module.pooled else "") if self.context_module else ""
+        return f"conv L={self.layers} w={self.width} d={self.latent_dim}{kind}{cm}"
 
     def channels(self) -> list[int]:
         return [min(self.width * 2 ** (i // 2), self.max_width) for i in range(self.layers)]
@@ -115,3 +120,4 @@ class ConvAE(AutoEncoder):
         if spec.quantize is not None:
             q = spec.quantize
             self.quantizer = Quantizer(spec.latent_dim, q.values, q.low, q.high)
+        self.attach_context_module(spec.context_module)

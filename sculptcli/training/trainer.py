@@ -17,6 +17,7 @@ from sculptcli.config import RunConfig
 from sculptcli.copying import build_prior
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
+from sculptcli.models.context import context_mask
 from sculptcli.objectives import Objective
 from sculptcli.training.cpushare import CpuShare
 from sculptcli.training.distributed import Dist
@@ -65,6 +66,36 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 def aux_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     """The generator of an auxiliary network's step (FactorVAE's column permutations), apart from the prior's."""
     return step_generator(seed + 0x51ED27, step, device)
+
+
+def init_weights(model: torch.nn.Module, target: str) -> set[str]:
+    """Load the encoder, decoder and input standardisation of another run into `model`, where names and shapes
+    match; the names loaded. A checkpoint whose encoder or decoder does not fit is a UserError."""
+    from sculptcli.ckptfile import find_checkpoint
+
+    try:
+        path = find_checkpoint(Path(target).expanduser())
+    except UserError as e:
+        raise UserError(
+            f"train.init_from: {e.what}",
+            fix="train the model to start from first (for quad-cm-frozen/-finetune: `sculpt train --preset "
+            "quad-base-pooled --out runs/quad-base-pooled`), or set train.init_from=PATH",
+        ) from None
+    weights = load_checkpoint(path).group("model")
+    own = model.state_dict()
+    parts = ("encoder.", "decoder.", "in_shift", "in_scale")
+    take = {k: v for k, v in weights.items() if k.startswith(parts) and k in own}
+    wrong = [k for k, v in take.items() if v.shape != own[k].shape]
+    missing = [k for k in own if k.startswith(("encoder.", "decoder.")) and k not in take]
+    if wrong or missing or not take:
+        raise UserError(
+            f"train.init_from: its encoder/decoder do not fit this model ({len(wrong)} tensors of another shape, "
+            f"{len(missing)} missing)",
+            where=str(path),
+            fix="start from a run with the same model.type, layers, width and latent_dim",
+        )
+    model.load_state_dict(take, strict=False)
+    return set(take)
 
 
 def train(
@@ -148,7 +179,8 @@ def _train(
             write_jsonl(metrics_path, kept)
             evals = [r for r in kept if r.get("split") == "heldout"]
     else:
-        if getattr(cfg.model, "input_norm", "none") == "data":  # the same statistics on every process
+        loaded = init_weights(model, cfg.train.init_from) if cfg.train.init_from else set()
+        if getattr(cfg.model, "input_norm", "none") == "data" and "in_shift" not in loaded:  # same on every process
             model.fit_input_norm(torch.cat([data.train_batch(s, bs).images for s in range(INPUT_NORM_BATCHES)]))
         if dist.main:  # a fresh start: what a dead run of this directory left (no checkpoint) goes
             for stale in ("best.safetensors", "scores.json"):
@@ -195,6 +227,9 @@ def _train(
             )
     last_eval = None
     t_window, seen_window = time.perf_counter(), 0
+    n_concepts = len(model.concepts) if model.concepts else 0
+    frozen = [p for part in cfg.train.freeze for p in getattr(model, part).parameters()]
+    frozen_until = math.ceil(cfg.train.freeze_frac * total) if frozen else 0
     model.train()
     try:
         while step < total and not stop.is_set():
@@ -204,17 +239,22 @@ def _train(
                 batch = batch[shard]
             if device.type == "cuda":
                 batch = batch.with_images(batch.images.contiguous(memory_format=torch.channels_last))
+            ivn = context_mask(batch.context, n_concepts) if n_concepts and batch.context is not None else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                enc, logits = forward(batch.images)
+                enc, logits = forward(batch.images, ivn)
                 parts = objective(batch, enc, logits, step_generator(cfg.seed, step, device), step)
             optimizer.zero_grad(set_to_none=True)
             lr = cfg.train.lr_at(step, total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             parts["loss"].backward()
+            if step < frozen_until:  # a frozen part keeps its weights (Adam skips parameters without a gradient)
+                for p in frozen:
+                    p.grad = None
             if cfg.train.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             optimizer.step()
+            model.after_step()
             if aux is not None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     objective.aux_step(parts["z"], aux_generator(cfg.seed, step, device))
@@ -248,7 +288,16 @@ def _train(
                 last_eval = {
                     "step": step,
                     "split": "heldout",
-                    **evaluate(model, objective.local(), eval_images, prior, cfg.seed, step, eval_factors),
+                    **evaluate(
+                        model,
+                        objective.local(),
+                        eval_images,
+                        prior,
+                        cfg.seed,
+                        step,
+                        eval_factors,
+                        probes=tuple(cfg.train.eval_probes),
+                    ),
                 }
                 evals.append(last_eval)
                 last_eval["warnings"] = run_warnings(evals, cfg.model.latent_dim, objective.div.weight > 0)
