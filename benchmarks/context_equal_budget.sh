@@ -13,9 +13,9 @@ run() { # preset [overrides…]
   echo "$preset $(( $(date +%s) - t0 )) s" >> "$out/minutes.txt"
 }
 run quad-base
-run quad-base-pooled
 run quad-cm
 run quad-cm-pooled
+run quad-base-pooled
 run quad-cm-frozen train.init_from="$out/quad-base-pooled"
 run quad-cm-finetune train.init_from="$out/quad-base-pooled"
 sculpt compare "$out" --metrics swd_concept,swd_composition,bpd,bpd_ood,bpd_pixel,recon_bpd,nmse_db \

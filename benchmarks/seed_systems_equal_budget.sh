@@ -20,5 +20,5 @@ run dsprites-xfactors dsprites-xfactors "${eq[@]}" train.eval_n=2000 score.n=500
 run dsprites-qlae dsprites-qlae "${eq[@]}" train.eval_n=2000 score.n=5000
 run dsprites-betavae-kl dsprites-betavae-kl "${eq[@]}" train.eval_n=2000 score.n=5000
 run dsprites-mmd-gaussian dsprites-mmd-gaussian "${eq[@]}" train.eval_n=2000 score.n=5000
-for d in "$out"/*; do sculpt score "$d" --metrics all --save --json > /dev/null; done
+for d in "$out"/*/; do sculpt score "${d%/}" --metrics all --save --json > /dev/null; done
 sculpt compare "$out" --metrics lds,mig,dci.d,infomec.m,ssim,nmse_db,lps.lgbm --md "$out/compare.md"
