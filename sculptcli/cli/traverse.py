@@ -12,6 +12,16 @@ MAX_STEPS = 64
 MAX_SEEDS = 64
 
 
+def _check_png_and_rows(out: Path, seeds: int, rows: str = "images") -> None:
+    """The checks every mode of `traverse` shares: a PNG output and a row count in range."""
+    from sculptcli.errors import UserError
+
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} {rows} (rows)")
+
+
 def _check_args(out: Path, gif: Path | None, steps: int, seeds: int, n_data: int, dim: str):
     """Everything that can be checked before loading the checkpoint. Returns the parsed dim (None: all)."""
     from sculptcli.errors import UserError
@@ -174,10 +184,7 @@ def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: s
     from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
 
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
-    if not 1 <= seeds <= MAX_SEEDS:
-        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} pairs (rows)")
+    _check_png_and_rows(out, seeds, "pairs")
     ckpt = load_checkpoint(find_checkpoint(target, which))
     cfg = ckpt.config
     layout = subspace_layout(cfg)
@@ -222,10 +229,7 @@ def _compose(target, out: Path, context: str, seeds: int, seed: int | None, whic
     from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
 
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out {out}: the grid is written as a PNG", fix="give a file name ending in .png")
-    if not 1 <= seeds <= MAX_SEEDS:
-        raise UserError(f"--seeds {seeds} is out of range", fix=f"give between 1 and {MAX_SEEDS} images (rows)")
+    _check_png_and_rows(out, seeds, "images")
     ckpt = load_checkpoint(find_checkpoint(target, which))
     cfg = ckpt.config
     dev = resolve_device(device)
