@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_gpu, bench_metrics
+from benchmarks import bench_gpu, bench_metrics, bench_mmd
 
 
 def test_gpu_benchmark_script_runs_on_cpu():
@@ -17,3 +17,8 @@ def test_gpu_benchmark_script_runs_on_cpu():
 def test_metrics_benchmark_script_runs():
     r = bench_metrics.main(["--n", "400", "--d", "4", "--dci-model", "rf"])
     assert set(r["seconds"]) >= {"mig", "dci", "factorvae", "infomec", "lds"}
+
+
+def test_mmd_benchmark_script_runs_and_agrees_with_the_plain_formulation():
+    r = bench_mmd.main(["--repeats", "1", "--threads", "1"])  # asserts equal values inside
+    assert set(r["cases"]) == {"128x128", "128x1024"} and all(c["speedup"] > 0 for c in r["cases"].values())

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from sculptcli.objectives.mmd import median_bandwidth, mmd2, mmd_permutation_test, pairwise_sq_dists
+from sculptcli.objectives.mmd import (
+    cross_sq_dists,
+    median_bandwidth,
+    mmd2,
+    mmd_permutation_test,
+    pairwise_sq_dists,
+    pooled_median_bandwidth,
+)
 
 
 def loop_mmd2(x, y, sigma, scales=(0.5, 1.0, 2.0), kernel="rbf", unbiased=False):
@@ -64,6 +71,54 @@ def test_matches_independent_loop_implementation(gen):
             assert ours == pytest.approx(ref, rel=1e-4, abs=1e-6), (kernel, est)
     fixed = mmd2(x, y, bandwidth=0.7, scales=[1.0]).item()
     assert fixed == pytest.approx(loop_mmd2(x, y, 0.7, scales=(1.0,)), rel=1e-4)
+
+
+def test_pooled_median_from_blocks_equals_the_median_of_the_pooled_pairs(gen):
+    for n, m in [(2, 3), (7, 40), (64, 512)]:
+        x, y = torch.randn(n, 3, generator=gen), torch.randn(m, 3, generator=gen) * 2
+        ref = median_bandwidth(pairwise_sq_dists(torch.cat([x, y])))
+        got = pooled_median_bandwidth(pairwise_sq_dists(x), cross_sq_dists(x, y), pairwise_sq_dists(y))
+        assert float(got) == pytest.approx(float(ref), rel=1e-6)
+    # ties (integer points, many equal distances) and the loop's lower median
+    x, y = torch.randint(0, 3, (9, 2), generator=gen).float(), torch.randint(0, 3, (14, 2), generator=gen).float()
+    got = pooled_median_bandwidth(pairwise_sq_dists(x), cross_sq_dists(x, y), pairwise_sq_dists(y))
+    assert float(got) == pytest.approx(loop_median_distance(x, y), rel=1e-6)
+
+
+def full_pooled_mmd2(x, y, scales, unbiased=False):
+    """The plain formulation in float64 (one pooled matrix through autograd, no clamp), for the gradient check."""
+    pooled = torch.cat([x, y]).double()
+    d2 = ((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(-1)
+    n_all = len(pooled)
+    iu = torch.triu_indices(n_all, n_all, 1)
+    sigma = d2.detach()[iu[0], iu[1]].median().sqrt()
+    k = sum(torch.exp(-d2 / (2 * (s * sigma) ** 2)) for s in scales)
+    n = len(x)
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    if unbiased:
+        m = len(y)
+        return (kxx.sum() - kxx.trace()) / (n * (n - 1)) + (kyy.sum() - kyy.trace()) / (m * (m - 1)) - 2 * kxy.mean()
+    return kxx.mean() + kyy.mean() - 2 * kxy.mean()
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_value_and_gradient_equal_the_plain_pooled_formulation_at_fine_scales(gen, unbiased):
+    # fine scales put most kernel entries far below exp(-80), where the exponent is clamped: no visible change
+    x = (torch.randn(40, 5, generator=gen) * 1.5).requires_grad_(True)
+    y = torch.randn(300, 5, generator=gen)
+    scales = (0.02, 0.1, 0.5, 2.0)
+    est = "unbiased" if unbiased else "biased"
+    ours = mmd2(x, y, scales=scales, estimator=est)
+    (g_ours,) = torch.autograd.grad(ours, x)
+    xr = x.detach().double().requires_grad_(True)
+    ref = full_pooled_mmd2(xr, y, scales, unbiased)
+    (g_ref,) = torch.autograd.grad(ref, xr)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-4, abs=1e-6)
+    assert torch.allclose(g_ours.double(), g_ref, rtol=1e-3, atol=1e-6)
+    # a second sample that needs a gradient gets one (the prior block is only left out of autograd when it has none)
+    yg = y[:50].clone().requires_grad_(True)
+    mmd2(x, yg, scales=scales, estimator=est).backward()
+    assert yg.grad is not None and yg.grad.abs().sum() > 0
 
 
 def test_biased_exceeds_unbiased_and_unbiased_is_centred(gen):

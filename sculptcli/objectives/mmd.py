@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+# exp(-80) ≈ 1.8e-35 is still a normal float32 and adds nothing next to the O(1) terms of a kernel sum. Below it
+# exp lands on denormals, for which the CPU's vectorised exp takes a slow path: without the clamp the fine kernel
+# scales (0.1 × the median) made the kernel matrix 5–10× slower on x86. The gradient there is ~1e-35 either way.
+MIN_EXPONENT = -80.0
 
 
 def pairwise_sq_dists(a: Tensor) -> Tensor:
@@ -15,25 +21,49 @@ def pairwise_sq_dists(a: Tensor) -> Tensor:
     return d2.fill_diagonal_(0.0)
 
 
+def cross_sq_dists(a: Tensor, b: Tensor) -> Tensor:
+    """Squared Euclidean distances between the rows of `a` (n, d) and of `b` (m, d) -> (n, m)."""
+    return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _upper_offsets(n: int, device: torch.device) -> Tensor:
+    """Flat indices of the strictly upper triangle of an (n, n) matrix (cached: training asks for the same n)."""
+    iu = torch.triu_indices(n, n, offset=1, device=device)
+    return iu[0] * n + iu[1]
+
+
+def _upper(d2: Tensor) -> Tensor:
+    return d2.reshape(-1).take(_upper_offsets(d2.shape[0], d2.device))
+
+
 def median_bandwidth(d2: Tensor) -> Tensor:
     """Median of the off-diagonal pairwise distances (not squared), detached from the graph."""
     with torch.no_grad():
-        n = d2.shape[0]
-        iu = torch.triu_indices(n, n, offset=1, device=d2.device)
-        return d2[iu[0], iu[1]].median().sqrt().clamp_min(1e-6)
+        return _upper(d2).median().sqrt().clamp_min(1e-6)
+
+
+def pooled_median_bandwidth(dxx: Tensor, dxy: Tensor, dyy: Tensor) -> Tensor:
+    """`median_bandwidth` of the pooled sample [x; y] from its three blocks of squared distances, detached: the
+    lower median over the pairs within x, within y and across, each once."""
+    with torch.no_grad():
+        return torch.cat([_upper(dxx), dxy.reshape(-1), _upper(dyy)]).median().sqrt().clamp_min(1e-6)
 
 
 def kernel_matrix(d2: Tensor, sigma: Tensor | float, kernel: str, scales: Sequence[float]) -> Tensor:
     """Sum over scales s of k_{s*sigma}(d2). rbf: exp(-d²/(2h²)); imq: h²/(h²+d²)."""
-    k = torch.zeros_like(d2)
+    k: Tensor | None = None
     for s in scales:
         h2 = (s * sigma) ** 2
         if kernel == "rbf":
-            k = k + torch.exp(-d2 / (2.0 * h2))
+            term = torch.exp((d2 / (-2.0 * h2)).clamp_min(MIN_EXPONENT))
         elif kernel == "imq":
-            k = k + h2 / (h2 + d2)
+            term = h2 / (h2 + d2)
         else:
             raise ValueError(f"unknown kernel {kernel!r} (rbf or imq)")
+        k = term if k is None else k + term
+    if k is None:
+        raise ValueError("kernel_matrix needs at least one scale")
     return k
 
 
@@ -51,24 +81,36 @@ def mmd2(
     Default: the paper's kernel — a sum of Gaussian RBFs at 0.5, 1 and 2 times the median pairwise
     distance of the pooled sample (detached) — and the biased V-statistic
     mean(Kxx) + mean(Kyy) - 2 mean(Kxy). `estimator="unbiased"` drops the diagonals (U-statistic).
+
+    The three blocks are computed apart, and y's own block outside autograd when y needs no gradient (the
+    prior's sample, in training): with a prior sample much larger than the batch (`prior_n`) it dominates the cost.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"mmd2 needs two (n, d) samples of equal d, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if estimator not in ("biased", "unbiased"):
+        raise ValueError(f"unknown estimator {estimator!r} (biased or unbiased)")
     n, m = x.shape[0], y.shape[0]
-    pooled = torch.cat([x.float(), y.float()], 0)
-    d2 = pairwise_sq_dists(pooled)
-    sigma = median_bandwidth(d2) if bandwidth == "median" else float(bandwidth)
-    k = kernel_matrix(d2, sigma, kernel, scales)
-    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-    if estimator == "biased":
-        return kxx.mean() + kyy.mean() - 2.0 * kxy.mean()
-    if estimator == "unbiased":
-        if n < 2 or m < 2:
-            raise ValueError("the unbiased estimator needs at least 2 samples on each side")
-        sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-        syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-        return sxx + syy - 2.0 * kxy.mean()
-    raise ValueError(f"unknown estimator {estimator!r} (biased or unbiased)")
+    unbiased = estimator == "unbiased"
+    if unbiased and (n < 2 or m < 2):
+        raise ValueError("the unbiased estimator needs at least 2 samples on each side")
+    x, y = x.float(), y.float()
+    grad_y = y.requires_grad and torch.is_grad_enabled()
+    dxx, dxy = pairwise_sq_dists(x), cross_sq_dists(x, y)
+    with torch.set_grad_enabled(grad_y):
+        dyy = pairwise_sq_dists(y)
+    sigma = pooled_median_bandwidth(dxx, dxy, dyy) if bandwidth == "median" else float(bandwidth)
+
+    def mean_k(d2: Tensor, drop_diag: bool) -> Tensor:
+        """Mean of a kernel block, or (the U-statistic) of its off-diagonal entries: k(a, a) = 1 at every scale."""
+        total = kernel_matrix(d2, sigma, kernel, scales).sum()
+        if not drop_diag:
+            return total / d2.numel()
+        k = d2.shape[0]
+        return (total - k * len(scales)) / (k * (k - 1))
+
+    with torch.set_grad_enabled(grad_y):
+        kyy = mean_k(dyy, unbiased)
+    return mean_k(dxx, unbiased) + kyy - 2.0 * mean_k(dxy, False)
 
 
 def mmd_permutation_test(x: Tensor, y: Tensor, *, permutations: int = 200, seed: int = 0, **kw) -> tuple[float, float]:
