@@ -26,9 +26,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     extra: dict[str, torch.Tensor] | None = None,
     aux: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None,
+    trained_with: dict | None = None,
 ) -> None:
     """Atomically write model weights (and optimizer state, RNG state, `extra` tensors and an auxiliary
-    network with its optimizer — FactorVAE's discriminator — if given)."""
+    network with its optimizer — FactorVAE's discriminator — if given). `trained_with` (device, effective
+    precision, processes) goes into the metadata: `precision: auto` resolves by hardware."""
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -39,6 +41,8 @@ def save_checkpoint(
         "prior": json.dumps(cfg.prior.model_dump(mode="json")),
         "versions": json.dumps(versions()),
     }
+    if trained_with is not None:
+        meta["trained_with"] = json.dumps(trained_with)
     if optimizer is not None:
         _put_optimizer(tensors, meta, "optim", optimizer)
         tensors["rng.cpu"] = torch.get_rng_state()

@@ -46,7 +46,10 @@ class TrainSpec(Spec):
         0.0, ge=0, description="adamw: decoupled decay of weight matrices (biases, norms, codebooks are not decayed)"
     )
     grad_clip: PositiveFloat | None = Field(None, description="clip the global gradient norm to this value")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 autocast on CUDA and on CPUs with bf16 instructions (AVX512-BF16, AMX), fp32 elsewhere",
+    )
     threads: PositiveInt | None = Field(
         None, le=1024, description="CPU intra-op threads (default: OMP_NUM_THREADS, else the CPUs this process may use)"
     )

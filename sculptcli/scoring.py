@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,15 @@ def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
     settings["versions"] = versions()
     report["settings"] = settings
     return report
+
+
+def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:
+    """What a score of this checkpoint records about it: its path, step and how it was trained (device and
+    effective precision, as `precision: auto` resolves by hardware)."""
+    source: dict[str, Any] = {"checkpoint": str(ckpt.path), "step": ckpt.step}
+    if "trained_with" in ckpt.meta:
+        source["trained_with"] = json.loads(ckpt.meta["trained_with"])
+    return source
 
 
 def checkpoint_input(

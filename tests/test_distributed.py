@@ -27,7 +27,9 @@ def test_two_processes_follow_the_single_process_loss_curve(cli, tmp_path, diver
     cfg = dict(
         TINY,
         objective={"recon": "bce", "divergence": divergence},
-        train={**TINY["train"], "steps": 8, "log_every": 1, "eval_every": 8, "save_every": 8},
+        # fp32: bf16 autocast (precision auto on a CPU with bf16 instructions) rounds the two shards' gradients
+        # apart from the whole batch's, which is not what this test is about
+        train={**TINY["train"], "steps": 8, "log_every": 1, "eval_every": 8, "save_every": 8, "precision": "fp32"},
     )
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert cli("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "one", "-q", "--no-score")[0] == 0

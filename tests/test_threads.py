@@ -36,6 +36,31 @@ def test_bf16_probe_never_raises(monkeypatch):
     assert trainer.cpu_has_bf16() is False
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_where_the_hardware_runs_it(monkeypatch, native):
+    import torch
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: native)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert trainer.bf16_autocast("auto", cpu) is native  # emulated bf16 is far slower than fp32
+    assert trainer.bf16_autocast("auto", cuda) is True
+    assert trainer.bf16_autocast("fp32", cuda) is False and trainer.bf16_autocast("bf16", cpu) is True
+
+
+def test_the_effective_precision_is_recorded_in_checkpoints_and_scores(cli, tiny_config, tmp_path):
+    import json
+
+    from sculptcli.checkpoint import load_checkpoint
+
+    assert cli("train", "--config", tiny_config, "--out", tmp_path / "run", "-q", "--no-score")[0] == 0
+    meta = json.loads(load_checkpoint(tmp_path / "run" / "last.safetensors").meta["trained_with"])
+    assert meta == {"device": "cpu", "precision": "bf16" if trainer.cpu_has_bf16() else "fp32", "world": 1}
+    code, out, _ = cli("score", tmp_path / "run", "--json", "--probes", "linear")
+    assert code == 0 and json.loads(out)["settings"]["trained_with"] == meta
+    assert cli("train", "--config", tiny_config, "--out", tmp_path / "scored", "-q")[0] == 0  # the end-of-run score
+    assert json.loads((tmp_path / "scored" / "scores.json").read_text())["settings"]["trained_with"] == meta
+
+
 def test_live_runs_share_the_cpus_and_dead_ones_are_forgotten(tmp_path, monkeypatch):
     from sculptcli.training import cpushare
     from sculptcli.training.cpushare import CpuShare

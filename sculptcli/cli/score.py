@@ -169,11 +169,12 @@ def score(
         source = {"latents_file": str(latents)}
     else:
         from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+        from sculptcli.scoring import checkpoint_source
         from sculptcli.training.trainer import resolve_device
 
         ckpt = load_checkpoint(find_checkpoint(target, which))
         inp = checkpoint_input(ckpt, n, resolve_device(device), seed, options)
-        source = {"checkpoint": str(ckpt.path), "step": ckpt.step}
+        source = checkpoint_source(ckpt)
     if export_latents is not None:
         from safetensors.torch import save_file
 

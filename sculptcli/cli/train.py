@@ -163,15 +163,14 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
     if not no_score:
         from sculptcli.checkpoint import load_checkpoint as load
         from sculptcli.io import atomic_write_text
-        from sculptcli.scoring import checkpoint_input, run_metrics
+        from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
 
         ckpt = load(run_dir / "last.safetensors")
         inp = checkpoint_input(
             ckpt, cfg.score.n, dev, cfg.seed, {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
         )
         report = run_metrics(inp, cfg.score.metrics)
-        report["settings"]["checkpoint"] = str(ckpt.path)
-        report["settings"]["step"] = ckpt.step
+        report["settings"].update(checkpoint_source(ckpt))
         atomic_write_text(run_dir / "scores.json", json.dumps(report, indent=2))
         if not quiet:
             from sculptcli.cli.score import render_report
