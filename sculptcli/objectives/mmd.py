@@ -26,15 +26,21 @@ def cross_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
 
 
-@functools.lru_cache(maxsize=16)
 def _upper_offsets(n: int, device: torch.device) -> Tensor:
-    """Flat indices of the strictly upper triangle of an (n, n) matrix (cached: training asks for the same n)."""
+    """Flat indices of the strictly upper triangle of an (n, n) matrix."""
     iu = torch.triu_indices(n, n, offset=1, device=device)
     return iu[0] * n + iu[1]
 
 
+# training asks for the same few sizes every step (the batch, the prior sample): up to 2,048 rows (16 MB of indices)
+_cached_upper_offsets = functools.lru_cache(maxsize=8)(_upper_offsets)
+
+
 def _upper(d2: Tensor) -> Tensor:
-    return d2.reshape(-1).take(_upper_offsets(d2.shape[0], d2.device))
+    """The strictly upper triangle of a square matrix, flattened."""
+    n = d2.shape[0]
+    offsets = (_cached_upper_offsets if n <= 2048 else _upper_offsets)(n, d2.device)
+    return d2.reshape(-1).take(offsets)
 
 
 def median_bandwidth(d2: Tensor) -> Tensor:
