@@ -36,6 +36,10 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _read_holder(fd)
+            deadline = time.monotonic() + 2.0
+            while not holder and time.monotonic() < deadline:  # the holder writes its record just after locking
+                time.sleep(0.02)
+                holder = _read_holder(fd)
             os.close(fd)
             who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}" if holder else "another process"
             raise UserError(

@@ -196,3 +196,28 @@ def test_a_reader_scores_a_run_that_is_still_training(work):
     finally:
         p.terminate()
         p.communicate(timeout=120)
+
+
+def test_a_lock_seen_before_its_holder_wrote_its_record_still_names_the_holder(tmp_path):
+    """The race CI hit: the second writer fails `flock` in the instant between the first's lock and its record."""
+    import fcntl
+    import threading
+
+    from sculptcli.errors import UserError
+    from sculptcli.rundir import LOCK, RunLock
+
+    fd = os.open(tmp_path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, record not yet written
+
+    def write_record_late():
+        time.sleep(0.2)
+        os.pwrite(fd, json.dumps({"pid": 424242, "host": "elsewhere", "since": "then"}).encode(), 0)
+
+    writer = threading.Thread(target=write_record_late)
+    writer.start()
+    try:
+        with pytest.raises(UserError, match="process 424242 on elsewhere"):
+            RunLock(tmp_path).acquire()
+    finally:
+        writer.join()
+        os.close(fd)
