@@ -25,7 +25,7 @@ from sculptcli.objectives import Objective
 from sculptcli.objectives.mmd import mmd2
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.report import Reporter
-from sculptcli.training.trainer import resolve_device, train
+from sculptcli.training.trainer import bf16_autocast, resolve_device, train
 
 
 class StepClock(Reporter):
@@ -52,7 +52,10 @@ def bare_seconds_per_step(cfg, device, warmup: int, steps: int) -> float:
     data = cfg.data.build(cfg.seed, device)
     model = cfg.model.build(data.shape).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-    bf16 = device.type == "cuda"
+    bf16 = bf16_autocast(cfg.train.precision, device)  # the trainer's own choice (auto: CUDA and bf16-capable CPUs)
+    div = cfg.objective.divergence  # the preset's MMD: its weight, kernel scales and prior sample size
+    prior_n = div.prior_n or cfg.train.batch_size
+    kw = {"kernel": div.kernel, "scales": div.scales, "bandwidth": div.bandwidth, "estimator": div.estimator}
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     g = torch.Generator(device=device).manual_seed(0)
@@ -66,8 +69,8 @@ def bare_seconds_per_step(cfg, device, warmup: int, steps: int) -> float:
             z = model.encoder(x)
             logits = model.decoder(z)
             recon = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x)
-            div = mmd2(z.float(), torch.randn(z.shape, generator=g, device=device))
-            loss = recon + 0.3 * div
+            prior = torch.randn(prior_n, z.shape[1], generator=g, device=device)
+            loss = recon + div.weight * mmd2(z.float(), prior, **kw)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -93,7 +96,7 @@ def evaluation_seconds(cfg, device, repeats: int) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="dsprites-mmd-gaussian")
     ap.add_argument("--batch", type=int, default=None, help="default: the preset's budget for the device")
@@ -101,7 +104,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     device = resolve_device(args.device)
     log = 10
     overrides = [
@@ -161,6 +164,7 @@ def main() -> None:
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ subprocess), timed wall-clock (training + the end-of-run scoring) and scored on 
 line there is printed at the end (the table in RESULTS.md). `--code PATH` runs another checkout of sculpt (its
 `PYTHONPATH`), which is how the settings before input standardisation (`model.input_norm`) were run. The study
 rows ran bf16 autocast on a CPU with bf16 instructions; on one without them (AVX2 only) pass `--precision fp32`,
-as emulated bf16 is about 15× slower there (the presets' quick budgets run fp32 on every CPU).
+as emulated bf16 is about 15× slower there (the presets' quick budgets run `precision: auto`: bf16 where the CPU
+has bf16 instructions, fp32 elsewhere).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 # Every setting spells out what it changes from the preset's *full* budget (`--budget full`), so the table stays
-# true when the presets' quick budget changes (it became U1 after this study).
+# true when the presets' quick budget changes (it became U1 after the T-series, and W6 after the W-series).
 COMMON = ["--budget", "full", "model.layers=4", "train.lr=1e-3", "train.epochs=null", "score.n=10000"]
 OLD_QUICK = [
     *COMMON,
@@ -50,6 +51,9 @@ BASE = [
 ]
 FINE = "objective.divergence.scales=[0.1,0.2,0.5,1,2]"
 NO_NORM = "model.input_norm=none"
+U1_BUDGET = [*BASE, "train.batch_size=128", "train.steps=4000"]  # U1 (the quick budget until W6) without its kernel
+U1 = [*U1_BUDGET, FINE]
+W16 = "model.width=16"
 XY = [
     "--budget",
     "full",
@@ -103,11 +107,32 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "T6-ae": ("dsprites-ae", [*BASE, "train.steps=2000"], "the plain AE at the T budget"),
     "U1-b128": (
         "dsprites-mmd-gaussian",
-        [*BASE, "train.batch_size=128", "train.steps=4000", FINE],
-        "T1 at batch 128, 4,000 steps (the quick budget)",
+        U1,
+        "T1 at batch 128, 4,000 steps (the quick budget until W6)",
     ),
     "U2-b256": ("dsprites-mmd-gaussian", [*BASE, "train.steps=4000", FINE], "T1 at 4,000 steps"),
     "U3-ae-b256": ("dsprites-ae", [*BASE, "train.steps=4000"], "the plain AE at the U2 budget"),
+    # V/W-series (2026-12-04, a 2-core Xeon with AMX, run with --precision fp32 except W6). Two more rows, Q1 and
+    # Q2, pooled the codes of the last 8 steps (a queue of 1,024) with the batch's in the MMD: both were far worse
+    # (RESULTS.md §f) and the option was removed, so they cannot be rerun from this checkout.
+    "V1-w16": ("dsprites-mmd-gaussian", [*U1, W16], "U1 at width 16 (2.1× cheaper steps)"),
+    "W1-lam1": ("dsprites-mmd-gaussian", [*U1, "objective.divergence.weight=1.0"], "U1 with λ = 1"),
+    "W2-prior1024": ("dsprites-mmd-gaussian", [*U1, "objective.divergence.prior_n=1024"], "U1, 1,024 prior draws"),
+    "W6-bf16-6500": (
+        "dsprites-mmd-gaussian",
+        [*U1, "objective.divergence.prior_n=1024", "train.steps=6500", "train.eval_every=1300", "train.precision=bf16"],
+        "W2 at 6,500 steps in bf16 (the quick budget on a CPU with bf16 instructions)",
+    ),
+    "W7-5000": (
+        "dsprites-mmd-gaussian",
+        [*U1, "objective.divergence.prior_n=1024", "train.steps=5000"],
+        "W2 at 5,000 steps (what 15 minutes hold in fp32)",
+    ),
+    "W5-b64-8000": (
+        "dsprites-mmd-gaussian",
+        [*U1, "train.batch_size=64", "train.steps=8000", "train.eval_every=2000", "objective.divergence.prior_n=1024"],
+        "W2 at batch 64, 8,000 steps (the same images)",
+    ),
     "X1-xy-old": ("xy-mmd-gaussian", [*XY, "train.steps=1500"], "XY: the old quick budget"),
     "X2-xy-mmd": ("xy-mmd-gaussian", [*XY_CPU, FINE], "XY: 3,000 steps, bf16, cosine, fine scales (quick)"),
     "X3-xy-uniform": ("xy-mmd-uniform", [*XY_CPU, FINE], "XY uniform prior at X2's budget"),
@@ -115,8 +140,10 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
 }
 
 
-def run(name: str, out: Path, code: Path | None, precision: str | None = None) -> dict:
+def run(name: str, out: Path, code: Path | None, precision: str | None = None, seed: int | None = None) -> dict:
     preset, overrides, what = SETTINGS[name]
+    if seed is not None:  # another seed of the same setting: its own row, NAME-s<seed>
+        overrides, name = [*overrides, "--seed", str(seed)], f"{name}-s{seed}"
     if precision:  # the last override wins: e.g. fp32 on a CPU without bf16 instructions (emulated bf16 is ~15× slower)
         overrides = [*overrides, f"train.precision={precision}"]
     run_dir = out / name
@@ -165,6 +192,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/study"))
     ap.add_argument("--code", type=Path, default=None, help="run this checkout of sculpt (PYTHONPATH)")
+    ap.add_argument("--seed", type=int, default=None, help="run the settings with this seed (rows NAME-s<seed>)")
     ap.add_argument(
         "--precision", choices=["auto", "fp32", "bf16"], default=None, help="override every row's train.precision"
     )
@@ -180,7 +208,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "study.jsonl"
     for name in names:
-        row = run(name, args.out, args.code, args.precision)
+        row = run(name, args.out, args.code, args.precision, args.seed)
         with results.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[-1], flush=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import bench_gpu, bench_metrics, bench_mmd
+from benchmarks import bench_gpu, bench_metrics, bench_mmd, bench_train
 
 
 def test_gpu_benchmark_script_runs_on_cpu():
@@ -22,3 +22,10 @@ def test_metrics_benchmark_script_runs():
 def test_mmd_benchmark_script_runs_and_agrees_with_the_plain_formulation():
     r = bench_mmd.main(["--repeats", "1", "--threads", "1"])  # asserts equal values inside
     assert set(r["cases"]) == {"128x128", "128x1024"} and all(c["speedup"] > 0 for c in r["cases"].values())
+
+
+def test_bench_train_smoke():
+    """The bare loop mirrors the preset (precision, MMD weight, scales, prior draws) and the eval share is a share."""
+    r = bench_train.main(["--preset", "xy-mmd-gaussian", "--steps", "3", "--repeats", "1", "--device", "cpu"])
+    assert r["bare_steps_per_s"] > 0 and r["sculpt_steps_per_s"] > 0
+    assert 0 < r["eval_share_of_training"] < 1 and r["eval_n"] == 281

@@ -82,7 +82,7 @@ def permute_dims(z: Tensor, generator: torch.Generator) -> Tensor:
 
 @DIVERGENCES.register
 class MMD(DivergenceSpec):
-    """λ·MMD²(encoded batch, equal-size prior batch) — the paper's objective (λ = 0.3)."""
+    """λ·MMD²(encoded batch, prior_n prior draws; default as many as the batch) — the paper's objective (λ = 0.3)."""
 
     type: Literal["mmd"] = "mmd"
     weight: NonNegativeFloat = 0.3
