@@ -14,16 +14,14 @@ from torch import Tensor
 MIN_EXPONENT = -80.0
 
 
-def pairwise_sq_dists(a: Tensor) -> Tensor:
-    """Squared Euclidean distances between all rows of `a` (n, d) -> (n, n), exact zeros on the diagonal."""
-    sq = (a * a).sum(1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (a @ a.T)).clamp_min_(0.0)
-    return d2.fill_diagonal_(0.0)
-
-
 def cross_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """Squared Euclidean distances between the rows of `a` (n, d) and of `b` (m, d) -> (n, m)."""
     return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
+
+
+def pairwise_sq_dists(a: Tensor) -> Tensor:
+    """Squared Euclidean distances between all rows of `a` (n, d) -> (n, n), exact zeros on the diagonal."""
+    return cross_sq_dists(a, a).fill_diagonal_(0.0)
 
 
 def _upper_offsets(n: int, device: torch.device) -> Tensor:
