@@ -14,14 +14,21 @@ from torch import Tensor
 MIN_EXPONENT = -80.0
 
 
+def _sq_dists(sq_a: Tensor, sq_b: Tensor, ab: Tensor) -> Tensor:
+    """‖a‖² + ‖b‖² − 2 a·b from the rows' squared norms and their inner products, clamped at 0 (rounding)."""
+    return (sq_a[:, None] + sq_b[None, :] - 2.0 * ab).clamp_min(0.0)
+
+
 def cross_sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """Squared Euclidean distances between the rows of `a` (n, d) and of `b` (m, d) -> (n, m)."""
-    return ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)).clamp_min(0.0)
+    return _sq_dists((a * a).sum(1), (b * b).sum(1), a @ b.T)
 
 
 def pairwise_sq_dists(a: Tensor) -> Tensor:
-    """Squared Euclidean distances between all rows of `a` (n, d) -> (n, n), exact zeros on the diagonal."""
-    return cross_sq_dists(a, a).fill_diagonal_(0.0)
+    """Squared Euclidean distances between all rows of `a` (n, d) -> (n, n), exact zeros on the diagonal (one norm
+    and one a·aᵀ for both sides, so values and gradients are those of the single-sample formula)."""
+    sq = (a * a).sum(1)
+    return _sq_dists(sq, sq, a @ a.T).fill_diagonal_(0.0)
 
 
 def _upper_offsets(n: int, device: torch.device) -> Tensor:
