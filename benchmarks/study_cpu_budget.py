@@ -68,6 +68,21 @@ XY = [
     "train.save_every=500",
 ]
 XY_CPU = [*XY, "train.steps=3000", "train.precision=bf16", "train.schedule=cosine"]
+# the dSprites quick budget (W6) spelled out in full, for the other families (F-series)
+RECIPE = [
+    *COMMON,
+    "train.batch_size=128",
+    "train.steps=6500",
+    "train.schedule=cosine",
+    "train.precision=auto",
+    "train.eval_every=1300",
+    "train.save_every=1300",
+    "train.log_every=50",
+]
+MMD_RECIPE = ["objective.divergence.prior_n=1024", FINE]
+NO_DIV = "objective.divergence.weight=0"  # the MMD preset as a plain AE (the same step cost)
+GALAXY_N, XYC_N, XYCS_N = (["train.eval_n=" + n, "score.n=" + n] for n in ("1638", "1405", "7002"))
+SMALL = ["model.width=16", "model.fc_hidden=128", "train.steps=5000", "train.eval_every=1000", "train.save_every=1000"]
 
 # name: (preset, overrides, what it tests). E1 and S1–S3 ran before model.input_norm existed (= input_norm none).
 SETTINGS: dict[str, tuple[str, list[str], str]] = {
@@ -137,7 +152,15 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "X2-xy-mmd": ("xy-mmd-gaussian", [*XY_CPU, FINE], "XY: 3,000 steps, bf16, cosine, fine scales (quick)"),
     "X3-xy-uniform": ("xy-mmd-uniform", [*XY_CPU, FINE], "XY uniform prior at X2's budget"),
     "X4-xy-ae": ("xy-ae", XY_CPU, "XY plain AE at X2's budget"),
-}
+    # F-series (issue 20, 2026-12-06): dSprites' recipe (W6) on every family with a generator here, each against
+    # its plain AE at the same budget; G = galaxy, C = XYC, K = XYCS. Scored on each set's whole held-out split.
+    "G1-galaxy-mmd": ("galaxy-mmd-gaussian", [*RECIPE, *MMD_RECIPE, *GALAXY_N], "galaxy, W6's recipe"),
+    "G2-galaxy-ae": ("galaxy-mmd-gaussian", [*RECIPE, *GALAXY_N, NO_DIV], "galaxy plain AE, G1's budget"),
+    "C1-xyc-mmd": ("xyc-mmd-gaussian", [*RECIPE, *SMALL, *MMD_RECIPE, *XYC_N], "XYC, the recipe at width 16"),
+    "C2-xyc-ae": ("xyc-ae", [*RECIPE, *SMALL, *XYC_N], "XYC plain AE, C1's budget"),
+    "K1-xycs-mmd": ("xycs-mmd-gaussian", [*RECIPE, *SMALL, *MMD_RECIPE, *XYCS_N], "XYCS, the recipe at width 16"),
+    "K2-xycs-ae": ("xycs-ae", [*RECIPE, *SMALL, *XYCS_N], "XYCS plain AE, K1's budget"),
+}  # fmt: skip
 
 
 def run(name: str, out: Path, code: Path | None, precision: str | None = None, seed: int | None = None) -> dict:
@@ -158,6 +181,10 @@ def run(name: str, out: Path, code: Path | None, precision: str | None = None, s
     subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
     minutes = (time.perf_counter() - t0) / 60
     scores = json.loads((run_dir / "scores.json").read_text())
+    test = subprocess.run(
+        ["sculpt", "score", str(run_dir), "-m", "prior_test", "--json"], capture_output=True, text=True, env=env
+    )
+    prior_test = json.loads(test.stdout).get("prior_test") if test.returncode == 0 else None
     steps = max(r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()))
     return {
         "name": name,
@@ -170,6 +197,7 @@ def run(name: str, out: Path, code: Path | None, precision: str | None = None, s
         "lps_mlp": scores["lps"].get("mlp") if scores.get("lps") else None,
         "nmse_db": scores["nmse_db"],
         "mmd2_prior": scores["mmd2_prior"],
+        "prior_p": prior_test["p_value"] if prior_test else None,
     }
 
 

@@ -37,7 +37,7 @@ class TrainSpec(Spec):
     steps: PositiveInt | None = Field(None, le=MAX_STEPS, description="optimizer steps (or give epochs)")
     epochs: PositiveFloat | None = Field(None, le=1e6, description="passes over the training split (or give steps)")
     schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="learning rate over the run: constant, or cosine decay to min_lr_frac·lr"
+        "cosine", description="learning rate over the run: cosine decay to min_lr_frac·lr (default), or constant"
     )
     warmup_steps: NonNegativeInt = Field(0, description="linear learning-rate warm-up from 0 over these steps")
     min_lr_frac: float = Field(0.0, ge=0, le=1, description="cosine schedule: final lr as a fraction of lr")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sculptcli import faults
 from sculptcli.errors import UserError
@@ -64,14 +66,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def finite(v: Any) -> Any:
+    """`v` with every NaN or infinite float (in nested dicts and lists) replaced by None."""
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [finite(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def json_text(obj: Any, **kw: Any) -> str:
+    """Strict JSON: a non-finite number is written as null (bare NaN/Infinity tokens break strict parsers)."""
+    return json.dumps(finite(obj), allow_nan=False, **kw)
+
+
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(path, "".join(json_text(r) + "\n" for r in records))
 
 
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one JSON line with a single write; a failed write is undone (the file truncated back to what it held)
     and is a UserError naming the file."""
-    line = (json.dumps(record) + "\n").encode("utf-8")
+    line = (json_text(record) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
     try:
         size = os.fstat(fd).st_size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
     }
     timings = {}
     errors: dict[str, str] = {}
+    not_applicable: dict[str, str] = {}
     for name in names:
         t0 = time.perf_counter()
         whole = METRICS.whole_code(name)
@@ -69,14 +71,38 @@ def run_metrics(inp: ScoreInput, names: list[str]) -> dict[str, Any]:
             errors[name] = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         timings[name] = round(time.perf_counter() - t0, 3)
         settings.update(part.pop("_settings", {}))
-        report.update(part)
+        not_applicable.update(part.pop("_reasons", {}))
+        if name in errors:
+            not_applicable.update(dict.fromkeys(METRICS.keys(name), errors[name]))
+        why = f"undefined on these codes ({name} gave a non-finite value)"
+        report.update(null_non_finite(part, not_applicable, why))
     settings["seconds"] = timings
     if errors:
         settings["errors"] = errors
+    report["not_applicable"] = not_applicable
     settings["collapse_rule"] = f"std < {COLLAPSE_RATIO:g} × the prior's marginal std (1 without a prior), or constant"
     settings["versions"] = versions()
-    report["settings"] = settings
+    report["settings"] = null_non_finite(settings, {}, "", prefix="settings.")  # per-dimension details too
     return report
+
+
+def null_non_finite(part: dict[str, Any], reasons: dict[str, str], why: str, prefix: str = "") -> dict[str, Any]:
+    """`part` with every NaN or infinite number replaced by None (in nested dicts and lists): no non-finite number
+    is ever written, and strict JSON parsers read every report. A nulled dict entry gets `why` in `reasons` under
+    its dotted key unless the metric gave its own reason; list entries (per-dimension values) are nulled only."""
+
+    def clean(v: Any, key: str | None) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x, None if key is None else f"{key}.{k}") for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x, None) for x in v]
+        if isinstance(v, float | np.floating) and not math.isfinite(v):
+            if key is not None:
+                reasons.setdefault(key, why)
+            return None
+        return v
+
+    return {k: clean(v, f"{prefix}{k}") for k, v in part.items()}
 
 
 def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:

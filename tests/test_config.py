@@ -92,7 +92,7 @@ def test_override_parsing():
         ("train.batch_size=-1", "train.batch_size"),
         ("model.latent_dim=4", "latent size"),  # the hybrid prior covers 5 dims
         ("objective.divergence={type: kl, weight: 1}", "stochastic"),
-        ("objective.divergence.type=kl", "unknown key 'kernel'"),  # mmd's keys do not fit kl
+        ("objective.divergence={type: kl, kernel: rbf}", "unknown key 'kernel'"),  # mmd's keys do not fit kl
     ],
 )
 def test_bad_overrides_name_the_key(override, fragment):

@@ -211,3 +211,48 @@ def test_batch_larger_than_the_training_set_is_a_clean_error(cli, tmp_path):
                model={**TINY["model"], "latent_dim": 2}, train={**TINY["train"], "batch_size": 512})  # fmt: skip
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     assert_user_error(cli("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "r"), "larger than the 109")
+
+
+def _strict_json(text: str) -> dict:
+    """json.loads that refuses NaN and Infinity tokens, as strict parsers (and other languages) do."""
+
+    def refuse(token: str):
+        raise AssertionError(f"non-finite token {token} in the JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_single_factor_data_gives_null_with_a_reason_never_a_perfect_score_or_nan(cli, tmp_path):
+    # one varying factor (single-label data): FactorVAE and β-VAE would print 1.0 for any code, and DCI-D,
+    # modularity and InfoM divide by zero; each must be null with its reason, and the JSON strictly finite
+    g = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 5, (600, 1), generator=g).float()
+    z = torch.randn(600, 4, generator=g)  # a code that knows nothing about the label
+    save_file({"latents": z, "factors": label}, str(tmp_path / "z.safetensors"))
+    path = tmp_path / "z.safetensors"
+    code, out, err = cli("score", "--latents", path, "--json", "-m", "supervised", "--votes", "60")
+    assert code == 0, err
+    r = _strict_json(out)
+    for key in ("factorvae", "betavae", "modularity"):
+        assert r[key] is None, key
+        assert "only one factor varies" in r["not_applicable"][key]
+    assert r["dci"]["d"] is None and "only one factor" in r["not_applicable"]["dci.d"]
+    assert r["dci"]["i"] is not None  # informativeness is defined with one factor
+    assert r["infomec"]["m"] is None and "only one factor" in r["not_applicable"]["infomec.m"]
+    code, out, err = cli("score", "--latents", tmp_path / "z.safetensors", "-m", "factorvae,dci", "--votes", "60")
+    assert code == 0, err
+    assert "n/a" in out and "only one factor varies" in " ".join(out.split())
+    assert "1.0000" not in out
+
+
+def test_non_finite_values_are_written_as_null_with_a_reason():
+    from sculptcli.scoring import null_non_finite
+
+    reasons: dict[str, str] = {}
+    part = {"a": float("nan"), "b": {"c": float("inf"), "d": 0.5}, "e": [1.0, float("nan")], "f": np.float64("nan")}
+    out = null_non_finite(part, reasons, "why")
+    assert out == {"a": None, "b": {"c": None, "d": 0.5}, "e": [1.0, None], "f": None}
+    assert reasons == {"a": "why", "b.c": "why", "f": "why"}
+    # a constant code's covariance ratio is infinite: null in the report, with the reason
+    r = run_metrics(ScoreInput(latents=torch.eye(40)[:, :3] * 0 + torch.tensor([1.0, 2.0, 3.0]), seed=0), ["nmse"])
+    json.dumps(r, allow_nan=False)

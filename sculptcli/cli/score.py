@@ -53,14 +53,25 @@ def render_report(report: dict, title: str) -> None:
         "mlp": "MLP probe, early-stopped",
         "linear": "closed-form linear probe",
     }
+    na = report.get("not_applicable") or {}
+
+    def not_applicable(key: str, label: str) -> None:
+        if key in na:
+            table.add_row(label, "[yellow]n/a[/]", f"[yellow]{na[key]}[/]")
+
     probes = [p for p in ("lgbm", "mlp", "linear") if p in lps] or (["lgbm"] if "lps" in report else [])
     for probe in probes:
+        if lps.get(probe) is None and (f"lps.{probe}" in na or "lps" in na):
+            not_applicable(f"lps.{probe}" if f"lps.{probe}" in na else "lps", f"LPS-{probe}")
+            continue
         value = f"{lps[probe]:.4f}" if lps.get(probe) is not None else "[bold red]null[/]"
         table.add_row(f"LPS-{probe}", value, meaning[probe] + " · lower = more independent")
 
     def row(key, label, fmt, text):
         if report.get(key) is not None:
             table.add_row(label, fmt.format(report[key]), text)
+        else:
+            not_applicable(key, label)
 
     row("nmse_db", "NMSE dB", "{:.2f}", "reconstruction, Σ‖x−x̂‖²/Σ‖x‖² · lower is better")
     row("nmse", "NMSE", "{:.4f}", "linear")
@@ -80,6 +91,8 @@ def render_report(report: dict, title: str) -> None:
     for key, label, text in FACTOR_ROWS:
         if key in flat:
             table.add_row(label, f"{flat[key]:.4f}", text)
+        else:
+            not_applicable(key, label)
     for key, label, text in CONTEXT_ROWS:
         row(key, label, "{:.4f}", text)
     console.print(table)
@@ -187,14 +200,16 @@ def score(
     report = run_metrics(inp, metric_names)
     report["settings"].update(source)
     if save:
-        from sculptcli.io import atomic_write_text
+        from sculptcli.io import atomic_write_text, json_text
 
-        atomic_write_text(ckpt.path.parent / "scores.json", json.dumps(report, indent=2))
+        atomic_write_text(ckpt.path.parent / "scores.json", json_text(report, indent=2))
     if plots is not None:
         _write_plots(plots, inp, report, title=str(next(iter(source.values()))))
         report["settings"]["plots"] = str(plots)
     if as_json:
-        print(json.dumps(report))
+        from sculptcli.io import json_text
+
+        print(json_text(report))
     else:
         render_report(report, title=f"sculpt score · {next(iter(source.values()))}")
         if export_latents is not None:

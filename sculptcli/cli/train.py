@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -162,7 +161,7 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
     """Score the finished run on held-out data (scores.json) and say where it is."""
     if not no_score:
         from sculptcli.checkpoint import load_checkpoint as load
-        from sculptcli.io import atomic_write_text
+        from sculptcli.io import atomic_write_text, json_text
         from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
 
         ckpt = load(run_dir / "last.safetensors")
@@ -171,7 +170,7 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
         )
         report = run_metrics(inp, cfg.score.metrics)
         report["settings"].update(checkpoint_source(ckpt))
-        atomic_write_text(run_dir / "scores.json", json.dumps(report, indent=2))
+        atomic_write_text(run_dir / "scores.json", json_text(report, indent=2))
         if not quiet:
             from sculptcli.cli.score import render_report
 

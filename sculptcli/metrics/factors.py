@@ -29,6 +29,26 @@ def _usable(inp: ScoreInput) -> bool:
     return inp.factors is not None and inp.factors.shape[1] >= 1 and len(inp.latents) >= 20
 
 
+ONE_FACTOR = "only one factor varies in these data: {what}"
+
+
+def _one_factor(inp: ScoreInput) -> bool:
+    """True when fewer than two factor columns vary: metrics that compare factors do not apply."""
+    f = inp.factors
+    return f is not None and int((f.amax(0) > f.amin(0)).sum()) < 2
+
+
+def _not_applicable(out: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
+    """`out` with the keys of `reasons` (dotted for nested ones) set to None and the reasons attached."""
+    for key in reasons:
+        head, _, leaf = key.partition(".")
+        if leaf and isinstance(out.get(head), dict):
+            out[head][leaf] = None
+        else:
+            out[head] = None
+    return {**out, "_reasons": {**out.get("_reasons", {}), **reasons}}
+
+
 @METRICS.register("mig")
 def _mig(inp: ScoreInput):
     if not _usable(inp):
@@ -56,7 +76,11 @@ def _dci(inp: ScoreInput):
         "i": v["informativeness_test"],
         "i_train": v["informativeness_train"],
     }
-    return {"dci": out, "_settings": {"dci": s}}
+    res = {"dci": out, "_settings": {"dci": s}}
+    if _one_factor(inp):
+        res = _not_applicable(res, {"dci.d": ONE_FACTOR.format(what="DCI disentanglement spreads a latent's "
+                                                                    "importance over factors (log base K, K = 1)")})
+    return res
 
 
 @METRICS.register("modularity", keys=("modularity", "explicitness"))
@@ -64,11 +88,11 @@ def _modularity(inp: ScoreInput):
     if not _usable(inp):
         return {"modularity": None, "explicitness": None}
     v, s = modularity_explicitness(inp.latents, inp.factors, bins=_opt(inp, "bins", BINS_DEFAULT), seed=inp.seed)
-    return {
-        "modularity": v["modularity"],
-        "explicitness": v["explicitness_test"],
-        "_settings": {"modularity": s},
-    }
+    res = {"modularity": v["modularity"], "explicitness": v["explicitness_test"], "_settings": {"modularity": s}}
+    if _one_factor(inp):
+        res = _not_applicable(res, {"modularity": ONE_FACTOR.format(what="modularity compares a latent's "
+                                                                         "information across factors")})
+    return res
 
 
 @METRICS.register("infomec")
@@ -76,7 +100,11 @@ def _infomec(inp: ScoreInput):
     if not _usable(inp):
         return {"infomec": None}
     v, s = infomec(inp.latents, inp.factors, seed=inp.seed)
-    return {"infomec": v, "_settings": {"infomec": s}}
+    res = {"infomec": v, "_settings": {"infomec": s}}
+    if _one_factor(inp) and isinstance(v, dict):
+        res = _not_applicable(res, {"infomec.m": ONE_FACTOR.format(what="InfoM rescales from chance over factors "
+                                                                        "(1/K with K = 1)")})
+    return res
 
 
 @METRICS.register("lds")
@@ -150,6 +178,9 @@ def _factorvae(inp: ScoreInput):
     pool = _pool(inp)
     if pool is None:
         return {"factorvae": None, "factorvae_subspace": None}
+    if _one_factor(inp):
+        why = ONE_FACTOR.format(what="the FactorVAE score's majority vote has one class, so it is 1 for any code")
+        return {"factorvae": None, "factorvae_subspace": None, "_reasons": {"factorvae": why}}
     v, s = factorvae_score(pool, seed=inp.seed, **_sizes(inp))
     out = {"factorvae": v, "factorvae_subspace": None, "_settings": {"factorvae": s}}
     layout = inp.options.get("subspaces")
@@ -196,6 +227,9 @@ def _betavae(inp: ScoreInput):
     pool = _pool(inp)
     if pool is None:
         return {"betavae": None}
+    if _one_factor(inp):
+        why = ONE_FACTOR.format(what="the β-VAE score's classifier has one class, so it is 1 for any code")
+        return {"betavae": None, "_reasons": {"betavae": why}}
     v, s = betavae_score(pool, seed=inp.seed, **_sizes(inp))
     return {"betavae": v, "_settings": {"betavae": s}}
 

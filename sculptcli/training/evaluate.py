@@ -13,6 +13,9 @@ from sculptcli.metrics.distribution import mmd2_to_prior
 from sculptcli.metrics.lps import lps
 from sculptcli.metrics.recon import nmse
 
+LIVE_PRIOR_TEST_N = 1000  # codes of the live prior test (≈ 0.5 s with 100 permutations on one core)
+LIVE_PRIOR_TEST_PERMUTATIONS = 100
+
 
 @torch.no_grad()
 def evaluate(
@@ -50,6 +53,7 @@ def evaluate(
         "heldout_loss": sum(losses) / len(images),
         "nmse_db": db,
         "mmd2_prior": mmd2_to_prior(z, prior, n=min(len(z), 2000), seed=seed),
+        "prior_p": live_prior_p(z, prior, seed),
         "collapsed_dims": collapsed,
     }
     active = [i for i in range(z.shape[1]) if i not in set(collapsed)]
@@ -61,3 +65,15 @@ def evaluate(
     out["n"] = len(z)
     model.train(was_training)
     return out
+
+
+def live_prior_p(z: torch.Tensor, prior, seed: int) -> float:
+    """The p-value of the MMD permutation test of up to 1,000 held-out codes against the prior (the score's test,
+    smaller): p < 0.05 says the aggregate posterior is distinguishable from the declared prior. NaN for a
+    conditional prior, which has no marginal to draw from without factors."""
+    from sculptcli.metrics.prior_fit import prior_test
+
+    if getattr(prior.spec, "needs_factors", False):
+        return math.nan
+    r = prior_test(z, prior, n=LIVE_PRIOR_TEST_N, permutations=LIVE_PRIOR_TEST_PERMUTATIONS, seed=seed)
+    return r["p_value"]

@@ -39,6 +39,12 @@ def fmt(v, digits: int = 3) -> str:
 STANDARD = ("step", "loss", "recon", "div", "img_per_s", "time")
 
 
+def prior_p_text(p) -> str:
+    """The live prior test's p-value, red when the aggregate is distinguishable from the prior (p < 0.05)."""
+    text = fmt(p)
+    return f"[red]{text}[/]" if p is not None and p == p and p < 0.05 else text
+
+
 def term_text(record: dict) -> str:
     """The extra objective terms of a log record (Aux-VAE's correlations, InfoNCE, ...) as 'name value' pairs."""
     return "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in STANDARD)
@@ -98,7 +104,8 @@ class PlainReporter(Reporter):
         self._print(
             f"eval {r['step']:>7d}  held-out loss {r['heldout_loss']:.5f}  NMSE {r['nmse_db']:.2f} dB  "
             f"LPS-lgbm {fmt(r.get('lps_lgbm'))}  LPS-mlp {fmt(r.get('lps_mlp'))}  "
-            f"LPS-linear {fmt(r.get('lps_linear'))}  MMD² prior {r['mmd2_prior']:.4f}"
+            f"LPS-linear {fmt(r.get('lps_linear'))}  MMD² prior {r['mmd2_prior']:.4f}  "
+            f"prior test p {fmt(r.get('prior_p'))}"
         )
         for w in r.get("warnings", []):
             self._print(f"warning: {w}")
@@ -142,14 +149,14 @@ class RichDashboard(Reporter):
             r = self.last
             stats.add_row(f"{r['loss']:.5f}", f"{r['recon']:.5f}", f"{r['div']:.5f}", f"{r['img_per_s']:.0f}")
         ev = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("held-out", "LPS-lgbm", "trend", "LPS-mlp", "LPS-linear", "NMSE dB", "MMD² prior"):
+        for col in ("held-out", "LPS-lgbm", "trend", "LPS-mlp", "LPS-linear", "NMSE dB", "MMD² prior", "prior p"):
             ev.add_column(col, justify="right")
         parts = [Group(info, "", self.progress, "", stats, "", ev)]
         if self.last and term_text(self.last):
             parts.append(f"[dim]terms[/] {term_text(self.last)}")
         if self.evals:
             e = self.evals[-1]
-            lgbm = [x.get("lps_lgbm", float("nan")) for x in self.evals]
+            lgbm = [float("nan") if x.get("lps_lgbm") is None else x["lps_lgbm"] for x in self.evals]
             ev.add_row(
                 f"step {e['step']} · n={e.get('n', '?')}",
                 f"[bold]{fmt(e.get('lps_lgbm'))}[/] {trend(lgbm)}",
@@ -158,11 +165,12 @@ class RichDashboard(Reporter):
                 fmt(e.get("lps_linear")),
                 f"{e['nmse_db']:.2f}",
                 f"{e['mmd2_prior']:.4f}",
+                prior_p_text(e.get("prior_p")),
             )
             for w in e.get("warnings", []):
                 parts.append(f"[bold red]⚠ {w}[/]")
         else:
-            ev.add_row("—", "—", "", "—", "—", "—", "—")
+            ev.add_row("—", "—", "", "—", "—", "—", "—", "—")
         return Panel(Group(*parts), title=self.title, border_style="cyan")
 
     def _refresh(self):
