@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -12,6 +13,19 @@ from sculptcli.data.base import Batch
 from sculptcli.metrics.distribution import mmd2_to_prior
 from sculptcli.metrics.lps import lps
 from sculptcli.metrics.recon import nmse
+
+
+def heldout_losses(model, objective, images, seed: int, factors=None) -> Iterator[tuple[torch.Tensor, int]]:
+    """The held-out objective of each batch of 512 images (a scalar on the model's device) and its row count:
+    images and factors moved to the model's device, posterior means decoded, the prior drawn with a generator
+    on that device seeded `seed` + the batch's first row."""
+    device = next(model.parameters()).device
+    for i in range(0, len(images), 512):
+        x = images[i : i + 512].to(device)
+        f = None if factors is None else factors[i : i + 512].to(device)
+        enc = model.encode(x, sample=False)
+        g = torch.Generator(device=device).manual_seed(seed + i)
+        yield objective(Batch(x, f), enc, model.decode(enc.z), g)["loss"], len(x)
 
 
 @torch.no_grad()
@@ -35,14 +49,7 @@ def evaluate(
 
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    losses = []
-    for i in range(0, len(images), 512):
-        x = images[i : i + 512].to(device)
-        f = None if factors is None else factors[i : i + 512].to(device)
-        enc = model.encode(x, sample=False)
-        g = torch.Generator(device=device).manual_seed(seed + i)
-        losses.append(float(objective(Batch(x, f), enc, model.decode(enc.z), g)["loss"]) * len(x))
+    losses = [float(loss) * n for loss, n in heldout_losses(model, objective, images, seed, factors)]
     z = model.embed(images).cpu()
     lin, db = nmse(model, images)
     collapsed = collapsed_dims(z, prior)
