@@ -114,10 +114,9 @@ def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:
     return source
 
 
-def checkpoint_input(
-    ckpt: Checkpoint, n: int | None, device: torch.device, seed: int, options: dict[str, Any]
-) -> ScoreInput:
-    """Encode the first n held-out images of the checkpoint's dataset with its model (posterior means)."""
+def encode_heldout(ckpt: Checkpoint, n: int | None, device: torch.device) -> tuple[Any, Any, Any, Any, torch.Tensor]:
+    """(model, dataset, images, factors, codes): the checkpoint's model and dataset built on `device`, its first n
+    held-out images (and their factors) and their posterior means, all where the dataset keeps them (`device`)."""
     cfg = ckpt.config
     model = ckpt.build_model(device)
     data = cfg.data.build(cfg.seed, device)
@@ -126,7 +125,16 @@ def checkpoint_input(
     except UserError as e:
         raise UserError(e.what, where=str(ckpt.path), fix=e.fix) from None
     images, factors = data.heldout(n)
-    latents = model.embed(images).cpu()
+    return model, data, images, factors, model.embed(images)
+
+
+def checkpoint_input(
+    ckpt: Checkpoint, n: int | None, device: torch.device, seed: int, options: dict[str, Any]
+) -> ScoreInput:
+    """Encode the first n held-out images of the checkpoint's dataset with its model (posterior means)."""
+    cfg = ckpt.config
+    model, data, images, factors, latents = encode_heldout(ckpt, n, device)
+    latents = latents.cpu()
     if not torch.isfinite(latents).all():
         raise UserError(
             "the model encodes held-out images to non-finite codes",

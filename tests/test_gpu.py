@@ -8,11 +8,29 @@ import torch
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
+CUDA_RECORD = {"device": "cuda", "precision": "bf16", "world": 1}  # `precision: auto` on CUDA is bf16 autocast
+
+
 def test_train_and_score_on_cuda(cli, tiny_config, tmp_path):
+    from sculptcli.checkpoint import load_checkpoint
+
     code, _, err = cli("train", "--config", tiny_config, "--out", tmp_path / "run", "-q", "--device", "cuda")
     assert code == 0, err
     scores = json.loads((tmp_path / "run" / "scores.json").read_text())
     assert scores["nmse_db"] is not None
+    assert scores["settings"]["trained_with"] == CUDA_RECORD
+    for name in ("last", "best"):
+        ckpt = load_checkpoint(tmp_path / "run" / f"{name}.safetensors")
+        assert json.loads(ckpt.meta["trained_with"]) == CUDA_RECORD, name
+        weights = ckpt.group("model")
+        assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())  # autocast: fp32
+        assert all(v.is_contiguous() for v in weights.values())  # channels_last on the device, contiguous in the file
+    assert "rng.cuda" in load_checkpoint(tmp_path / "run" / "last.safetensors").tensors
+    # the CUDA-trained checkpoint read back on the CPU
+    code, out, err = cli("score", tmp_path / "run", "--json", "--n", "100", "--probes", "linear", "-m", "nmse",
+                         "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["settings"]["trained_with"] == CUDA_RECORD
 
 
 def test_dsprites_renders_on_the_device():
@@ -59,6 +77,7 @@ def test_two_baselines_and_a_factor_metric_on_cuda(cli, tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     code, _, err = cli("train", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run", "-q", "--device", "cuda")
     assert code == 0, err
+    assert json.loads((tmp_path / "run" / "scores.json").read_text())["settings"]["trained_with"] == CUDA_RECORD
     code, out, err = cli("score", tmp_path / "run", "--json", "-m", "mig,factorvae", "--intervene", "render",
                          "--votes", "30", "--n", "200", "--device", "cuda")  # fmt: skip
     assert code == 0, err

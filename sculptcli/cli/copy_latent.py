@@ -127,6 +127,7 @@ def copy_latent(
     from sculptcli.errors import UserError
     from sculptcli.io import atomic_write_text
     from sculptcli.rundir import claim_run_dir, point_latest
+    from sculptcli.scoring import checkpoint_source
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import resolve_device, train
     from sculptcli.viz.traverse import save_figure_png
@@ -209,8 +210,7 @@ def copy_latent(
 
     report = {
         "teacher": {
-            "checkpoint": str(ckpt.path),
-            "step": ckpt.step,
+            **checkpoint_source(ckpt),  # its path, step and how it was trained (device, precision)
             "name": tcfg.name,
             "prior": tcfg.prior.describe(),
             "latent_dim": tcfg.model.latent_dim,

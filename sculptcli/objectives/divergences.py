@@ -168,6 +168,14 @@ def gaussian_kl(
     return kl.sum(1).mean()
 
 
+def batch_cov(z: Tensor) -> Tensor:
+    """The covariance (d, d) of the rows of `z` (n, d), n − 1 normalised: `torch.cov(z.T)`'s operations in its order
+    (values and gradients bit for bit), without its host-side check of n − 1 > 0 (a CUDA sync every step)."""
+    x = z.T
+    xc = x - x.mean(1, keepdim=True)
+    return torch.mm(xc, xc.t()) / (x.shape[1] - 1)
+
+
 @DIVERGENCES.register
 class BatchKL(DivergenceSpec):
     """KL(N(µ_B, Σ_B) ‖ N(0, I)) of the batch's moment fit — the paper's AE-KLD control (Fig. 1d)."""
@@ -177,7 +185,7 @@ class BatchKL(DivergenceSpec):
     def __call__(self, enc, prior, generator, ctx=None):
         z = enc.z.float()
         mu = z.mean(0)
-        cov = torch.cov(z.T) + 1e-5 * torch.eye(z.shape[1], device=z.device)
+        cov = batch_cov(z) + 1e-5 * torch.eye(z.shape[1], device=z.device)
         return 0.5 * (cov.trace() + mu @ mu - z.shape[1] - torch.logdet(cov))
 
 

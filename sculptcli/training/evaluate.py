@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -15,6 +16,19 @@ from sculptcli.metrics.recon import nmse
 
 LIVE_PRIOR_TEST_N = 1000  # codes of the live prior test (≈ 0.5 s with 100 permutations on one core)
 LIVE_PRIOR_TEST_PERMUTATIONS = 100
+
+
+def heldout_losses(model, objective, images, seed: int, factors=None) -> Iterator[tuple[torch.Tensor, int]]:
+    """The held-out objective of each batch of 512 images (a scalar on the model's device) and its row count:
+    images and factors moved to the model's device, posterior means decoded, the prior drawn with a generator
+    on that device seeded `seed` + the batch's first row."""
+    device = next(model.parameters()).device
+    for i in range(0, len(images), 512):
+        x = images[i : i + 512].to(device)
+        f = None if factors is None else factors[i : i + 512].to(device)
+        enc = model.encode(x, sample=False)
+        g = torch.Generator(device=device).manual_seed(seed + i)
+        yield objective(Batch(x, f), enc, model.decode(enc.z), g)["loss"], len(x)
 
 
 @torch.no_grad()
@@ -38,14 +52,7 @@ def evaluate(
 
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    losses = []
-    for i in range(0, len(images), 512):
-        x = images[i : i + 512].to(device)
-        f = None if factors is None else factors[i : i + 512].to(device)
-        enc = model.encode(x, sample=False)
-        g = torch.Generator(device=device).manual_seed(seed + i)
-        losses.append(float(objective(Batch(x, f), enc, model.decode(enc.z), g)["loss"]) * len(x))
+    losses = [float(loss) * n for loss, n in heldout_losses(model, objective, images, seed, factors)]
     z = model.embed(images).cpu()
     lin, db = nmse(model, images)
     collapsed = collapsed_dims(z, prior)

@@ -6,6 +6,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from sculptcli import faults
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
 from sculptcli.config import RunConfig
 from sculptcli.copying import build_prior
+from sculptcli.data.base import Batch
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
+from sculptcli.models.base import Encoded
 from sculptcli.models.context import context_mask
 from sculptcli.objectives import Objective
 from sculptcli.training.cpushare import CpuShare
@@ -67,6 +70,12 @@ def bf16_autocast(precision: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
+def run_record(device: torch.device, use_bf16: bool, world: int = 1) -> dict:
+    """How a run trains, as its checkpoints record it (`trained_with`) and scores repeat it: the device type, the
+    effective precision (`precision: auto` resolved by hardware: bf16 on CUDA) and the number of processes."""
+    return {"device": device.type, "precision": "bf16" if use_bf16 else "fp32", "world": world}
+
+
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     """The generator for the prior batch of `step`: a pure function of (seed, step), so resume is exact."""
     return torch.Generator(device=device).manual_seed((seed * 0x9E3779B1 + step * 0x85EBCA77 + 1) % 2**63)
@@ -75,6 +84,34 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
 def aux_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     """The generator of an auxiliary network's step (FactorVAE's column permutations), apart from the prior's."""
     return step_generator(seed + 0x51ED27, step, device)
+
+
+def place_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` on the training device; on CUDA in channels_last too, in one conversion."""
+    if device.type == "cuda":
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
+
+
+def step_objective(
+    forward: Callable[..., tuple[Encoded, torch.Tensor]],
+    objective: Objective,
+    batch: Batch,
+    seed: int,
+    step: int,
+    device: torch.device,
+    use_bf16: bool,
+    n_concepts: int = 0,
+) -> dict[str, torch.Tensor]:
+    """One training step's forward pass and objective (the parts `Objective` returns, `loss` to backpropagate):
+    the batch in channels_last on CUDA, the context module's intervention masks, bf16 autocast when `use_bf16`,
+    the prior batch drawn with `step_generator(seed, step, device)`."""
+    if device.type == "cuda":
+        batch = batch.with_images(batch.images.contiguous(memory_format=torch.channels_last))
+    ivn = context_mask(batch.context, n_concepts) if n_concepts and batch.context is not None else None
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        enc, logits = forward(batch.images, ivn)
+        return objective(batch, enc, logits, step_generator(seed, step, device), step)
 
 
 def init_weights(model: torch.nn.Module, target: str) -> set[str]:
@@ -134,9 +171,7 @@ def _train(
         torch.backends.cudnn.benchmark = True
     data = cfg.data.build(cfg.seed, device)
     check_run(cfg, data, device)  # sizes against the data and the memory, before allocating
-    model = cfg.model.build(data.shape).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = place_model(cfg.model.build(data.shape), device)
     prior = build_prior(cfg.prior, cfg.model.latent_dim, device, data)
     objective = Objective(
         cfg.objective, prior, n_data=data.n_train, latent_dim=cfg.model.latent_dim, gather=dist.gather
@@ -197,7 +232,7 @@ def _train(
             write_jsonl(metrics_path, [])
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
 
-    trained_with = {"device": device.type, "precision": "bf16" if use_bf16 else "fp32", "world": dist.world}
+    trained_with = run_record(device, use_bf16, dist.world)
 
     def save(path: Path, with_optimizer: bool = True) -> None:
         if dist.main:
@@ -248,12 +283,7 @@ def _train(
             batch = data.train_batch(step, bs)
             if dist.enabled:  # this process's contiguous share of the global batch
                 batch = batch[shard]
-            if device.type == "cuda":
-                batch = batch.with_images(batch.images.contiguous(memory_format=torch.channels_last))
-            ivn = context_mask(batch.context, n_concepts) if n_concepts and batch.context is not None else None
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                enc, logits = forward(batch.images, ivn)
-                parts = objective(batch, enc, logits, step_generator(cfg.seed, step, device), step)
+            parts = step_objective(forward, objective, batch, cfg.seed, step, device, use_bf16, n_concepts)
             optimizer.zero_grad(set_to_none=True)
             lr = cfg.train.lr_at(step, total)
             for group in optimizer.param_groups:
