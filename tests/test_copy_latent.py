@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from sculptcli import copying
+from sculptcli import build, copying
 from sculptcli.checkpoint import load_checkpoint
 from sculptcli.cli.app import app
 from sculptcli.config import validate_config
@@ -138,10 +138,10 @@ def test_empirical_checkpoint_mode_encodes_the_same_training_codes(copied):
     assert prior.needs_codes()
     with pytest.raises(UserError, match="not encoded before the prior was built"):
         prior.codes()  # a prior never loads a model: the engine resolves the codes first
-    copying.resolve_prior_codes(prior)
+    build.resolve_prior_codes(prior)
     assert not prior.needs_codes()
     assert torch.allclose(prior.codes(), z[:200], atol=1e-6)
-    drawn = copying.build_prior(prior, z.shape[1]).sample(50, torch.Generator().manual_seed(0))
+    drawn = build.build_prior(prior, z.shape[1]).sample(50, torch.Generator().manual_seed(0))
     codes = prior.codes()  # the same encoding, up to float rounding across thread counts (checked above)
     assert all(any(torch.equal(row, c) for c in codes) for row in drawn)  # rows of the teacher's codes
 
