@@ -136,6 +136,21 @@ class Run:
         ]
         return torch.cat(parts) if parts else torch.empty(0, *self._image_shape())
 
+    def score(self, save: bool = False) -> dict[str, Any]:
+        """The held-out scores `sculpt train` writes at the end: the config's score.metrics, score.n images,
+        score.probes; with `save`, also written to the run directory's scores.json."""
+        from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
+
+        cfg = self.config
+        options = {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
+        report = run_metrics(checkpoint_input(self, cfg.score.n, cfg.seed, options), cfg.score.metrics)
+        report["settings"].update(checkpoint_source(self.checkpoint))
+        if save:
+            from sculptcli.io import atomic_write_text
+
+            atomic_write_text(self.dir / "scores.json", json.dumps(report, indent=2))
+        return report
+
     def heldout(self, n: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The first n held-out images of the run's data (all with None) and their factors (None without)."""
         return self.data.heldout(n)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -161,17 +160,9 @@ def _comparable(cfg) -> dict:
 def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
     """Score the finished run on held-out data (scores.json) and say where it is."""
     if not no_score:
-        from sculptcli.io import atomic_write_text
         from sculptcli.run import open_run
-        from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
 
-        run = open_run(run_dir, "last", dev, trust_code=True)  # the code this very command was told to train
-        inp = checkpoint_input(
-            run, cfg.score.n, cfg.seed, {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
-        )
-        report = run_metrics(inp, cfg.score.metrics)
-        report["settings"].update(checkpoint_source(run.checkpoint))
-        atomic_write_text(run_dir / "scores.json", json.dumps(report, indent=2))
+        report = open_run(run_dir, "last", dev, trust_code=True).score(save=True)  # the code this command trained
         if not quiet:
             from sculptcli.cli.score import render_report
 
