@@ -86,10 +86,19 @@ class Checkpoint:
                 weights.setdefault(key, getattr(model, key).detach().clone())
         return weights
 
-    def build_model(self, device: torch.device | str = "cpu"):
-        """The model of this checkpoint, weights loaded, in eval mode."""
+    def build_model(self, device: torch.device | str = "cpu", trust_code: bool = False):
+        """The model of this checkpoint, weights loaded, in eval mode. A model that is custom code named in the
+        checkpoint (`model.type: custom`) is imported only with `trust_code` (`--trust-code`)."""
         from sculptcli.data import DATASETS  # noqa: F401  (shape comes from the data spec)
 
+        targets = getattr(self.config.model, "code_targets", lambda: [])()
+        if targets and not trust_code:
+            raise UserError(
+                f"the checkpoint's model is custom code ({', '.join(targets)}); sculpt imports code named in a "
+                "checkpoint only when you say you trust it",
+                where=str(self.path),
+                fix="if you trust where this run came from, add --trust-code (Python: open_run(..., trust_code=True))",
+            )
         shape = data_shape(self.config)
         model = self.config.model.build(shape)
         weights = self.model_weights(model)

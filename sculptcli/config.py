@@ -384,8 +384,9 @@ _UNION_MEMBER = re.compile(r"^(list|dict|tuple|set|float|int|str|bool|none|nulla
 
 def _loc(loc: tuple) -> str:
     from sculptcli.objectives import DIVERGENCES
+    from sculptcli.objectives.terms import TERMS
 
-    names = _TYPE_NAMES | set(DIVERGENCES.names())
+    names = _TYPE_NAMES | set(DIVERGENCES.names()) | set(TERMS.names())
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -399,9 +400,16 @@ def _loc(loc: tuple) -> str:
 
 def format_validation(err: ValidationError, prefix: str = "") -> str:
     from sculptcli.objectives import DIVERGENCES
+    from sculptcli.objectives.terms import TERMS
 
     lines = []
-    registry_by_field = {"prior": PRIORS, "data": DATASETS, "model": MODELS, "divergence": DIVERGENCES}
+    registry_by_field = {
+        "prior": PRIORS,
+        "data": DATASETS,
+        "model": MODELS,
+        "divergence": DIVERGENCES,
+        "terms": TERMS,
+    }
     for e in err.errors()[:8]:
         where = _loc(tuple(prefix.split(".")) + e["loc"] if prefix else e["loc"])
         msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")

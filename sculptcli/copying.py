@@ -2,7 +2,8 @@
 and the two are compared on held-out data.
 
 The engine behind `sculpt copy-latent`, no CLI:
-- `training_codes` / `teacher_codes`: posterior means of the first n images of a model's own TRAINING stream —
+- `teacher_codes` (`sculptcli.run.training_codes`): posterior means of the first n images of a model's own
+  TRAINING stream —
   `data.train_batch(step, CODES_BATCH)` at steps 0, 1, … of the dataset built with the model's seed, i.e. the first
   n images of its epoch-0 order: a uniform sample without replacement of the training split, the images the
   teacher itself saw first, reproducible from the checkpoint alone (no held-out image is used);
@@ -23,9 +24,11 @@ import torch
 from torch import Tensor
 
 from sculptcli.errors import UserError
+from sculptcli.run import CODES_BATCH as CODES_BATCH  # the engine's names, kept here
+from sculptcli.run import check_codes as check_codes
+from sculptcli.run import training_codes as training_codes
 
 DEFAULT_N_CODES = 20_000
-CODES_BATCH = 500
 LATENTS_FILE = "teacher_latents.safetensors"
 STUDENT_DIR = "student"
 REPORT_FILE = "copy_report.json"
@@ -36,89 +39,10 @@ OUTPUTS = (LATENTS_FILE, STUDENT_DIR, REPORT_FILE, TRAVERSALS_FILE)
 # ---------------------------------------------------------------- the teacher's codes
 
 
-@torch.no_grad()
-def training_codes(model, data, n: int, batch_size: int = CODES_BATCH) -> Tensor:
-    """Posterior means (float32, CPU, [n, d]) of the first n images of `data`'s training stream:
-    `data.train_batch(step, batch_size)` at steps 0, 1, … (the same images for any batch size within an epoch)."""
-    if n < 1:
-        raise UserError(f"the number of codes must be at least 1, got {n}")
-    bs = max(1, min(batch_size, n, data.n_train))
-    was_training = model.training
-    model.eval()
-    out, got, step = [], 0, 0
-    while got < n:
-        z = model.embed(data.train_batch(step, bs).images).cpu()[: n - got]
-        out.append(z)
-        got += len(z)
-        step += 1
-    model.train(was_training)
-    return torch.cat(out)
-
-
-def check_codes(z: Tensor, where: str) -> Tensor:
-    """`z` if it is a non-empty [N, d] array of finite values, else a UserError."""
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        raise UserError(f"the teacher produced no codes (shape {list(z.shape)})", where=where)
-    bad = ~torch.isfinite(z).all(1)
-    if bad.any():
-        raise UserError(
-            f"the teacher encodes {int(bad.sum())} of {len(z)} training images to non-finite codes (NaN or infinity)",
-            where=where,
-            fix="the teacher's training diverged or its weights are damaged; use an earlier checkpoint "
-            "(--checkpoint best) or retrain it",
-        )
-    return z
-
-
-def teacher_codes(ckpt, n: int, device: torch.device | str = "cpu") -> Tensor:
-    """The checkpoint's model's posterior means over the first n images of its own training stream (checked)."""
-    cfg = ckpt.config
-    model = ckpt.build_model(device)
-    data = cfg.data.build(cfg.seed, device)
-    return check_codes(training_codes(model, data, n), str(ckpt.path))
-
-
-def checkpoint_codes(target: Path, n: int, device: torch.device | str = "cpu") -> Tensor:
-    """`teacher_codes` of a checkpoint file or run directory (the `empirical` prior's `checkpoint:` mode)."""
-    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
-
-    return teacher_codes(load_checkpoint(find_checkpoint(Path(target))), n, device)
-
-
-_CHECKPOINT_CODES: dict[tuple, Tensor] = {}  # (checkpoint, mtime, n) -> its codes (CPU), once per process
-
-
-def resolve_prior_codes(spec, device: torch.device | str = "cpu"):
-    """Encode, once per process, the codes of every `empirical` prior in `spec` that reads a checkpoint, and hand
-    them to it: the step that lets priors import nothing of models, data or checkpoints. Returns `spec`."""
-    from sculptcli.priors.codependent import DEFAULT_CHECKPOINT_N
-
-    for prior in spec.walk():
-        if getattr(prior, "needs_codes", lambda: False)():
-            n = prior.n or DEFAULT_CHECKPOINT_N
-            key = (str(prior.checkpoint), prior.checkpoint.stat().st_mtime_ns, n)
-            if key not in _CHECKPOINT_CODES:
-                _CHECKPOINT_CODES[key] = checkpoint_codes(prior.checkpoint, n, device).cpu()
-            prior.use_codes(_CHECKPOINT_CODES[key])
-    return spec
-
-
-def build_prior(spec, dim: int, device: torch.device | str = "cpu", data=None):
-    """`spec.build(dim, device, data)` after its checkpoint codes (if any) are resolved: how the engine builds
-    priors. A conditional prior needs `data` (the built dataset, for its factors); a UserError says so."""
-    resolve_prior_codes(spec, device)
-    try:
-        return spec.build(dim, device, data)
-    except ValueError as e:
-        if not spec.needs_factors:
-            raise
-        names = getattr(data, "factor_names", None)
-        fix = (
-            f"prior.factors takes factor names ({', '.join(names)}) or column indices"
-            if names
-            else "use a dataset with known factors (dsprites, xy, galaxy, a tensor file with 'factors')"
-        )
-        raise UserError(f"prior: {e}", fix=fix) from None
+def teacher_codes(run, n: int) -> Tensor:
+    """The opened run's (`sculptcli.run.open_run`) posterior means over the first n images of its own training
+    stream (checked)."""
+    return run.training_codes(n)
 
 
 def save_codes(path: Path, z: Tensor, metadata: dict[str, str]) -> None:

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from sculptcli.checkpoint import Checkpoint
-from sculptcli.copying import build_prior
+from sculptcli.data.heldout import heldout_size
 from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
 from sculptcli.provenance import versions
-from sculptcli.training.preflight import heldout_size
+from sculptcli.run import Run, check_finite_codes
 
 DEFAULT_METRICS = ["all"]  # `sculpt score`; training scores with the config's score.metrics (fast)
 
@@ -114,34 +114,25 @@ def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:
     return source
 
 
-def encode_heldout(ckpt: Checkpoint, n: int | None, device: torch.device) -> tuple[Any, Any, Any, Any, torch.Tensor]:
-    """(model, dataset, images, factors, codes): the checkpoint's model and dataset built on `device`, its first n
-    held-out images (and their factors) and their posterior means, all where the dataset keeps them (`device`)."""
-    cfg = ckpt.config
-    model = ckpt.build_model(device)
-    data = cfg.data.build(cfg.seed, device)
+def encode_heldout(run: Run, n: int | None) -> tuple[Any, Any, torch.Tensor]:
+    """(images, factors, codes): an opened run's first n held-out images (and their factors) and their posterior
+    means, all where the run's dataset keeps them (its device)."""
+    cfg, data = run.config, run.data
     try:
         n = heldout_size(cfg.score, "n", int(data.heldout_index.numel()), n)
     except UserError as e:
-        raise UserError(e.what, where=str(ckpt.path), fix=e.fix) from None
+        raise UserError(e.what, where=str(run.path), fix=e.fix) from None
     images, factors = data.heldout(n)
-    return model, data, images, factors, model.embed(images)
+    return images, factors, run.model.embed(images)
 
 
-def checkpoint_input(
-    ckpt: Checkpoint, n: int | None, device: torch.device, seed: int, options: dict[str, Any]
-) -> ScoreInput:
-    """Encode the first n held-out images of the checkpoint's dataset with its model (posterior means)."""
-    cfg = ckpt.config
-    model, data, images, factors, latents = encode_heldout(ckpt, n, device)
-    latents = latents.cpu()
-    if not torch.isfinite(latents).all():
-        raise UserError(
-            "the model encodes held-out images to non-finite codes",
-            where=str(ckpt.path),
-            fix="the checkpoint's training diverged; use an earlier checkpoint",
-        )
-    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu", data)
+def checkpoint_input(run: Run, n: int | None, seed: int, options: dict[str, Any]) -> ScoreInput:
+    """Encode the first n held-out images of an opened run's dataset with its model (posterior means)."""
+    cfg = run.config
+    model, data = run.model, run.data
+    images, factors, latents = encode_heldout(run, n)
+    latents = check_finite_codes(latents.cpu(), str(run.path))
+    prior = run.prior
     layout = subspace_layout(cfg)
     if layout:
         options = {**options, "subspaces": layout}

@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny dSprites config and a CLI runner working in a temporary directory."""
+"""Shared fixtures: a tiny dSprites config, one tiny trained run, and a CLI runner.
+
+Every test runs inside its own temporary directory with sculpt's cache in the session's temporary directory, and
+the session itself runs from a temporary directory: the suite never writes into the directory it was started from
+(`runs/`, `runs/latest`, caches). `_sandbox_session` checks that at the end of the session."""
 
 from __future__ import annotations
 
@@ -50,6 +54,56 @@ def small_config(data: dict, layers: int = 2, batch_size: int = 8, recon: str = 
         },  # fmt: skip
         "score": {"n": score_n, "probes": ["linear"]},
     }
+
+
+def _listing(root: Path) -> dict[str, str]:
+    """What the suite must not change in the invoking directory: its entries, and where runs/latest points."""
+    seen = {p.name: "" for p in root.iterdir()} if root.is_dir() else {}
+    latest = root / "runs" / "latest"
+    if latest.is_symlink():
+        seen["runs/latest ->"] = os.readlink(latest)
+    if (root / "runs").is_dir():
+        seen.update({f"runs/{p.name}": "" for p in (root / "runs").iterdir()})
+    return seen
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_session(tmp_path_factory):
+    """Run the session (module- and session-scoped fixtures too) from a temporary directory, with sculpt's caches
+    there; at the end, the invoking directory must be as the suite found it."""
+    invoking = Path.cwd()
+    before = _listing(invoking)
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp_path_factory.mktemp("session-cwd"))
+    mp.setenv("SCULPT_CACHE_DIR", str(tmp_path_factory.mktemp("sculpt-cache")))
+    for name in ("SCULPT_DATA_DIR", "SCULPT_FAULT"):
+        mp.delenv(name, raising=False)
+    yield
+    mp.undo()
+    after = _listing(invoking)
+    assert after == before, f"the test suite changed {invoking}: {sorted(set(after) ^ set(before))}"
+
+
+@pytest.fixture(autouse=True)
+def _own_directory(tmp_path, monkeypatch):
+    """Every test starts in its own temporary directory (runs/ and runs/latest land there)."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A 4-step TINY dSprites run directory (no scores), trained once per session in its own temporary directory.
+    Shared: read it, copy it to change it."""
+    root = tmp_path_factory.mktemp("tiny-run")
+    (root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        res = CliRunner().invoke(
+            app, ["train", "--config", "tiny.yaml", "--out", "run", "-q", "--no-score", "--max-steps", "4"],
+            catch_exceptions=False,
+        )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    return root / "run"
 
 
 @pytest.fixture

@@ -13,12 +13,9 @@ from tests.conftest import TINY, assert_user_error
 
 
 @pytest.fixture
-def trained(cli, tiny_config, tmp_path):
-    code, _, err = cli(
-        "train", "--config", tiny_config, "--out", tmp_path / "run", "-q", "--no-score", "--max-steps", "4"
-    )
-    assert code == 0, err
-    return tmp_path / "run"
+def trained(tiny_run):
+    """The session's shared 4-step tiny run (read only)."""
+    return tiny_run
 
 
 def test_unknown_preset_lists_choices(cli):

@@ -34,6 +34,7 @@ def test_train_writes_a_complete_run_directory(cli, tiny_config, tmp_path):
     assert set(scores) >= {"lps", "nmse", "nmse_db", "mmd2_prior", "cov_ratio", "settings"}
 
 
+@pytest.mark.slow
 def test_score_json_has_stable_keys_and_exports_latents(cli, tiny_config, tmp_path):
     cli("train", "--config", tiny_config, "--out", tmp_path / "run", "--quiet", "--no-score")
     code, out, err = cli(

@@ -133,3 +133,49 @@ def test_resolved_config_round_trips(tmp_path):
 
 def test_apply_overrides_creates_nested_maps():
     assert apply_overrides({"seed": 1}, ["score.n=200"]) == {"seed": 1, "score": {"n": 200}}
+
+
+def _preset_budgets() -> list[tuple[str, str | None]]:
+    """Every packaged run preset with every budget it defines (None: a preset without budgets), read from disk."""
+    from sculptcli.config import preset_path
+
+    pairs = []
+    for name in preset_names():
+        budgets = yaml.safe_load(preset_path(name).read_text()).get("budgets") or {}
+        pairs += [(name, b) for b in sorted(budgets)] or [(name, None)]
+    return pairs
+
+
+PRESET_BUDGETS = _preset_budgets()
+
+
+def test_the_enumeration_covers_every_preset():
+    names = {name for name, _ in PRESET_BUDGETS}
+    assert names == set(preset_names()) and len(names) >= 52
+    assert {"dsprites-auxvae", "dsprites-xfactors", "xycs-qlae", "galaxy-auxvae-mmd"} <= names
+    assert set(PRESETS) <= names
+
+
+@pytest.mark.parametrize(("name", "budget"), PRESET_BUDGETS, ids=[f"{n}-{b}" for n, b in PRESET_BUDGETS])
+def test_every_packaged_preset_and_budget_validates_and_builds(name, budget):
+    import torch
+
+    cfg = load_config(preset=name, budget=budget)
+    assert cfg.budget == budget and cfg.name == name
+    shape = cfg.data.image_shape()
+    with torch.device("meta"):  # the model fits its data (nothing allocated)
+        model = cfg.model.build(shape)
+    assert model.latent_dim == cfg.model.latent_dim
+    assert cfg.train.steps is not None or cfg.train.epochs is not None
+
+
+def test_unknown_objective_term_type_names_the_terms():
+    from sculptcli.config import preset_path, validate_config
+
+    raw = yaml.safe_load(preset_path("dsprites-mmd-gaussian").read_text())
+    raw["objective"]["terms"] = [{"type": "infonse"}]
+    with pytest.raises(UserError) as e:
+        validate_config(raw, "t.yaml")
+    msg = str(e.value)
+    assert "objective.terms[0].type: unknown term type 'infonse'. Did you mean 'infonce'?" in msg, msg
+    assert "Choices: corr_cross" in msg and "prior" not in msg

@@ -34,6 +34,7 @@ from sculptcli.errors import UserError
 from sculptcli.models import MODELS
 from sculptcli.objectives import DIVERGENCES, Objective
 from sculptcli.priors import PRIORS
+from sculptcli.run import Run
 from sculptcli.scoring import encode_heldout
 from sculptcli.training.evaluate import heldout_losses
 from sculptcli.training.trainer import aux_generator, bf16_autocast, place_model, step_objective
@@ -240,7 +241,9 @@ def test_scoring_traversal_and_copying_encode_and_decode_on_cuda(checkpoint):
     values = tv.sweep_values(tv.parse_range("prior"), 5, prior=prior, dim=d, seed=0)
     with fake_cuda():
         # scoring (`sculpt score`, scoring.checkpoint_input): the model and data built on the device, codes
-        model, data, images, factors, latents = encode_heldout(ckpt, 30, CUDA)
+        run = Run(ckpt, CUDA)
+        model, data = run.model, run.data
+        images, factors, latents = encode_heldout(run, 30)
         assert_cuda(images, "the held-out images")
         assert_cuda(latents, "the scored codes")
         assert next(model.parameters()).device.type == "cuda"

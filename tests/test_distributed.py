@@ -15,6 +15,8 @@ import yaml
 
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # long end-to-end runs (still run by default; `-m 'not slow'` skips them)
+
 ENV = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR")}
 
 

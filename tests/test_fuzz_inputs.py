@@ -9,7 +9,6 @@ import copy
 import json
 import pickle
 import struct
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -307,8 +306,6 @@ def latents_cases() -> list[tuple[str, str, object]]:
 
 # ---------------------------------------------------------------- the campaign
 
-COUNTS: Counter = Counter()
-
 
 def snapshot(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
@@ -324,76 +321,85 @@ def expect_clean_error(result, root: Path, before: set[str], allowed: set[str] =
 
 
 @pytest.fixture(scope="module")
-def good_checkpoint(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from sculptcli.cli.app import app
-
-    root = tmp_path_factory.mktemp("fuzz-ckpt")
-    (root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    res = CliRunner().invoke(app, ["train", "--config", str(root / "tiny.yaml"), "--out", str(root / "run"), "-q",
-                                   "--no-score", "--max-steps", "2"])  # fmt: skip
-    assert res.exit_code == 0, res.stderr
-    return root / "run" / "last.safetensors"
+def good_checkpoint(tiny_run):
+    return tiny_run / "last.safetensors"
 
 
-def test_malformed_configs(cli, tmp_path):
-    for i, (_name, text) in enumerate(config_cases()):
-        path = tmp_path / f"c{i}.yaml"
-        path.write_text(text, encoding="utf-8", errors="surrogateescape")
-        before = snapshot(tmp_path)
-        expect_clean_error(cli("train", "--config", path, "--out", tmp_path / f"out{i}"), tmp_path, before)
-        COUNTS["configs"] += 1
+def _ids(cases) -> list[str]:
+    return [str(c[0])[:60] for c in cases]
 
 
-def test_malformed_overrides(cli, tmp_path):
+CONFIG_CASES, OVERRIDE_CASES, PRIOR_CASES, LATENTS_CASES = (
+    config_cases(),
+    override_cases(),
+    prior_cases(),
+    latents_cases(),
+)
+
+
+@pytest.mark.parametrize(("name", "text"), CONFIG_CASES, ids=_ids(CONFIG_CASES))
+def test_malformed_config(cli, tmp_path, name, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    before = snapshot(tmp_path)
+    expect_clean_error(cli("train", "--config", path, "--out", tmp_path / "out"), tmp_path, before)
+
+
+@pytest.mark.parametrize(("name", "overrides"), OVERRIDE_CASES, ids=_ids(OVERRIDE_CASES))
+def test_malformed_override(cli, tmp_path, name, overrides):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    for i, (_name, overrides) in enumerate(override_cases()):
-        before = snapshot(tmp_path)
-        result = cli("train", "--config", tmp_path / "tiny.yaml", "--out", tmp_path / f"o{i}", *overrides)
-        expect_clean_error(result, tmp_path, before)
-        COUNTS["overrides"] += 1
+    before = snapshot(tmp_path)
+    result = cli("train", "--config", tmp_path / "tiny.yaml", "--out", tmp_path / "o", *overrides)
+    expect_clean_error(result, tmp_path, before)
 
 
-def test_malformed_prior_files(cli, tmp_path):
-    for i, (_name, text) in enumerate(prior_cases()):
-        path = tmp_path / f"p{i}.yaml"
-        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+@pytest.mark.parametrize("i", range(len(PRIOR_CASES)), ids=_ids(PRIOR_CASES))
+def test_malformed_prior_file(cli, tmp_path, i):
+    path = tmp_path / "p.yaml"
+    path.write_text(PRIOR_CASES[i][1], encoding="utf-8", errors="surrogateescape")
+    before = snapshot(tmp_path)
+    expect_clean_error(cli("prior", "validate", path), tmp_path, before)
+    if i % 4 == 0:  # the same file as a run's prior
+        cfg = tmp_path / "pc.yaml"
+        cfg.write_text(yaml.safe_dump({**TINY, "prior": str(path)}))
         before = snapshot(tmp_path)
-        expect_clean_error(cli("prior", "validate", path), tmp_path, before)
-        if i % 4 == 0:  # the same file as a run's prior
-            cfg = tmp_path / f"pc{i}.yaml"
-            cfg.write_text(yaml.safe_dump({**TINY, "prior": str(path)}))
-            before = snapshot(tmp_path)
-            expect_clean_error(cli("train", "--config", cfg, "--out", tmp_path / f"po{i}"), tmp_path, before)
-            COUNTS["prior files"] += 1
-        COUNTS["prior files"] += 1
+        expect_clean_error(cli("train", "--config", cfg, "--out", tmp_path / "po"), tmp_path, before)
 
 
 def test_malformed_checkpoints(cli, tmp_path, good_checkpoint):
-    for i, (_name, write) in enumerate(checkpoint_cases(good_checkpoint)):
+    """Every case runs; the failures are reported together (the cases are built from a trained checkpoint, so they
+    are not parametrized at collection)."""
+    failures = []
+    cases = checkpoint_cases(good_checkpoint)
+    for i, (name, write) in enumerate(cases):
         path = tmp_path / f"k{i}.safetensors"
         write(path)
         before = snapshot(tmp_path)
-        expect_clean_error(cli("score", path, "--json", "--probes", "linear", "--n", "50"), tmp_path, before)
-        out = tmp_path / f"t{i}.png"
-        expect_clean_error(cli("traverse", path, "--dim", "0", "--out", out), tmp_path, before)
-        COUNTS["checkpoints"] += 2
+        for args in (("score", path, "--json", "--probes", "linear", "--n", "50"),
+                     ("traverse", path, "--dim", "0", "--out", tmp_path / f"t{i}.png")):  # fmt: skip
+            try:
+                expect_clean_error(cli(*args), tmp_path, before)
+            except AssertionError as e:
+                failures.append(f"{name} ({args[0]}): {str(e).splitlines()[0][:200]}")
+    assert not failures, f"{len(failures)} of {2 * len(cases)} checkpoint cases failed:\n" + "\n".join(failures)
 
 
-def test_malformed_latents_files(cli, tmp_path):
-    for i, (_name, suffix, write) in enumerate(latents_cases()):
-        path = tmp_path / f"z{i}{suffix}"
-        write(path)
-        before = snapshot(tmp_path)
-        expect_clean_error(cli("score", "--latents", path, "--json", "-m", "basic"), tmp_path, before)
-        COUNTS["latents files"] += 1
+@pytest.mark.parametrize("i", range(len(LATENTS_CASES)), ids=_ids(LATENTS_CASES))
+def test_malformed_latents_file(cli, tmp_path, i):
+    _name, suffix, write = LATENTS_CASES[i]
+    path = tmp_path / f"z{suffix}"
+    write(path)
+    before = snapshot(tmp_path)
+    expect_clean_error(cli("score", "--latents", path, "--json", "-m", "basic"), tmp_path, before)
 
 
-def test_zz_summary():
-    """Runs last: the campaign's size by category (printed with -s)."""
-    total = sum(COUNTS.values())
-    parts = ", ".join(f"{k} {v}" for k, v in COUNTS.items())
-    print(f"\nfuzz campaign: {total} malformed inputs, each exit 2 — {parts}")
-    if len(COUNTS) == 5:  # the whole module ran
-        assert total >= 300, COUNTS
+def test_campaign_size():
+    """The campaign's size by category, known at collection (each case above is its own test)."""
+    counts = {
+        "configs": len(CONFIG_CASES),
+        "overrides": len(OVERRIDE_CASES),
+        "prior files": len(PRIOR_CASES) + len(range(0, len(PRIOR_CASES), 4)),
+        "latents files": len(LATENTS_CASES),
+    }
+    assert sum(counts.values()) >= 250, counts
+    assert all(v >= 10 for v in counts.values()), counts

@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # long end-to-end runs (still run by default; `-m 'not slow'` skips them)
+
 STEPS = 12
 CFG = {**TINY, "train": {**TINY["train"], "steps": STEPS, "log_every": 1, "save_every": 2, "eval_every": 6}}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from sculptcli.build import build_prior
 from sculptcli.config import load_config
-from sculptcli.copying import build_prior
 from sculptcli.data import Batch
 from sculptcli.errors import UserError
 from sculptcli.models.base import Encoded

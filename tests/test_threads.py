@@ -25,9 +25,19 @@ def test_unusable_omp_value_falls_back_to_the_affinity_mask(monkeypatch, bad):
     assert pick_threads(None) == 3  # the CPUs this process may use, not os.cpu_count()
 
 
-def test_bf16_probe_never_raises(monkeypatch):
-    assert isinstance(trainer.cpu_has_bf16(), bool)
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "want"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_bf16_probe_reads_the_cpu_flags(monkeypatch, avx512_bf16, amx, want):
+    class Cpu:
+        _is_avx512_bf16_supported = staticmethod(lambda: avx512_bf16)
+        _is_amx_tile_supported = staticmethod(lambda: amx)
 
+    monkeypatch.setattr(trainer.torch, "cpu", Cpu())
+    assert trainer.cpu_has_bf16() is want
+
+
+def test_bf16_probe_never_raises(monkeypatch):
     class Broken:
         def __getattr__(self, name):
             raise RuntimeError("no probe")

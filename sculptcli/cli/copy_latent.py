@@ -111,6 +111,9 @@ def copy_latent(
     budget: str = typer.Option(None, "--budget", help="with --preset/--config: quick or full"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no dashboard, table or log lines"),
+    trust_code: bool = typer.Option(
+        False, "--trust-code", help="import the custom model code the teacher's checkpoint names (model.type: custom)"
+    ),
 ):
     """Latent space copying: a fresh student learns to match a teacher's aggregate posterior by MMD.
 
@@ -123,27 +126,26 @@ def copy_latent(
     Extra arguments are key=value overrides of the student's config, e.g. `objective.divergence.weight=1`.
     """
     from sculptcli import copying
-    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
     from sculptcli.errors import UserError
     from sculptcli.io import atomic_write_text
+    from sculptcli.run import check_which, open_run
     from sculptcli.rundir import claim_run_dir, point_latest
     from sculptcli.scoring import checkpoint_source
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import resolve_device, train
+    from sculptcli.training.trainer import train
     from sculptcli.viz.traverse import save_figure_png
 
     overrides = overrides_from(ctx, "copy-latent")
-    if which not in ("last", "best"):
-        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+    check_which(which)
     if not math.isfinite(bandwidth):
         raise UserError("--bandwidth must be finite")
     _check_out(out)
-    dev = resolve_device(device)
     t0 = time.perf_counter()
 
     # ---- everything that can fail on the input, before anything is written
-    ckpt = load_checkpoint(find_checkpoint(teacher, which))
-    tcfg = ckpt.config
+    teacher_run = open_run(teacher, which, device, trust_code)
+    dev = teacher_run.device
+    ckpt, tcfg = teacher_run.checkpoint, teacher_run.config
     raw, notes = copying.student_config(
         tcfg,
         str(ckpt.path),
@@ -157,7 +159,7 @@ def copy_latent(
     )
     available = getattr(tcfg.data, "heldout", None)
     n_eval = min(n_eval, available) if isinstance(available, int) else n_eval
-    codes = copying.teacher_codes(ckpt, n_codes, dev)
+    codes = copying.teacher_codes(teacher_run, n_codes)
     seconds = {"encode": round(time.perf_counter() - t0, 3)}
 
     # ---- write the codes, train the student against them
@@ -189,10 +191,10 @@ def copy_latent(
 
     # ---- compare on held-out data
     t2 = time.perf_counter()
-    student_ckpt = load_checkpoint(run_dir / "last.safetensors")
-    teacher_model = ckpt.build_model(dev)
-    student_model = student_ckpt.build_model(dev)
-    data = tcfg.data.build(tcfg.seed, dev)
+    student = open_run(run_dir, "last", dev, trust_code)
+    student_ckpt = student.checkpoint
+    teacher_model, student_model = teacher_run.model, student.model
+    data = teacher_run.data
     images, _ = data.heldout(n_eval)
     untrained = copying.untrained_model(cfg, images.shape[1:], dev, like=student_model)
     report = copying.compare_models(

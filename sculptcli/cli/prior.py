@@ -32,7 +32,7 @@ DIM_HELP = "latent dimensions (required for a 1-D prior with no `dims`; must mat
 
 def _load(target: str, resolve: bool = True) -> PriorSpec:
     """The prior of `target`; with `resolve`, a checkpoint's codes (empirical prior) encoded, ready to sample."""
-    from sculptcli.copying import resolve_prior_codes
+    from sculptcli.build import resolve_prior_codes
     from sculptcli.priors.files import load_prior
 
     prior = load_prior(target)

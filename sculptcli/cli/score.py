@@ -146,10 +146,14 @@ def score(
         "dataset's factor grid, the disentanglement_lib protocol; slow without a GPU)",
     ),
     save: bool = typer.Option(False, "--save", help="also write the report to the run directory's scores.json"),
+    trust_code: bool = typer.Option(
+        False, "--trust-code", help="import the custom model code a checkpoint names (model.type: custom)"
+    ),
 ):
     """Score a trained model on held-out data, or any model's codes given with --latents."""
     from sculptcli.errors import UserError, did_you_mean
     from sculptcli.metrics import METRICS, ScoreInput
+    from sculptcli.run import check_which
     from sculptcli.scoring import checkpoint_input, read_latents_file, run_metrics
 
     probe_list = [p.strip() for p in probes.split(",") if p.strip()]
@@ -159,8 +163,7 @@ def score(
                 f"unknown probe '{p}'.{did_you_mean(p, ['lgbm', 'mlp', 'linear'])}",
                 fix="--probes takes a comma-separated subset of lgbm,mlp,linear",
             )
-    if which not in ("last", "best"):
-        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+    check_which(which)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise UserError(f"--plots {plots} is a file", fix="give a directory for the figures")
     if dci_model not in ("gbt", "rf"):
@@ -181,13 +184,12 @@ def score(
         inp = ScoreInput(latents=z, factors=factors, seed=seed, options=options)
         source = {"latents_file": str(latents)}
     else:
-        from sculptcli.checkpoint import find_checkpoint, load_checkpoint
+        from sculptcli.run import open_run
         from sculptcli.scoring import checkpoint_source
-        from sculptcli.training.trainer import resolve_device
 
-        ckpt = load_checkpoint(find_checkpoint(target, which))
-        inp = checkpoint_input(ckpt, n, resolve_device(device), seed, options)
-        source = checkpoint_source(ckpt)
+        run = open_run(target, which, device, trust_code)
+        inp = checkpoint_input(run, n, seed, options)
+        source = checkpoint_source(run.checkpoint)
     if export_latents is not None:
         from safetensors.torch import save_file
 
@@ -202,7 +204,7 @@ def score(
     if save:
         from sculptcli.io import atomic_write_text, json_text
 
-        atomic_write_text(ckpt.path.parent / "scores.json", json_text(report, indent=2))
+        atomic_write_text(run.path.parent / "scores.json", json_text(report, indent=2))
     if plots is not None:
         _write_plots(plots, inp, report, title=str(next(iter(source.values()))))
         report["settings"]["plots"] = str(plots)

@@ -53,11 +53,11 @@ def train(
         _launch_torchrun(nproc)
     from sculptcli.checkpoint import load_checkpoint
     from sculptcli.config import load_config, read_yaml, validate_config
+    from sculptcli.device import resolve_device
     from sculptcli.errors import UserError
     from sculptcli.rundir import abandon, claim_run_dir, point_latest, previous_latest
     from sculptcli.training.distributed import from_env
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import resolve_device
     from sculptcli.training.trainer import train as run_training
 
     words = list(ctx.args)
@@ -160,17 +160,9 @@ def _comparable(cfg) -> dict:
 def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
     """Score the finished run on held-out data (scores.json) and say where it is."""
     if not no_score:
-        from sculptcli.checkpoint import load_checkpoint as load
-        from sculptcli.io import atomic_write_text, json_text
-        from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
+        from sculptcli.run import open_run
 
-        ckpt = load(run_dir / "last.safetensors")
-        inp = checkpoint_input(
-            ckpt, cfg.score.n, dev, cfg.seed, {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
-        )
-        report = run_metrics(inp, cfg.score.metrics)
-        report["settings"].update(checkpoint_source(ckpt))
-        atomic_write_text(run_dir / "scores.json", json_text(report, indent=2))
+        report = open_run(run_dir, "last", dev, trust_code=True).score(save=True)  # the code this command trained
         if not quiet:
             from sculptcli.cli.score import render_report
 

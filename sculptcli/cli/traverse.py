@@ -82,37 +82,35 @@ def traverse(
     ),
     which: str = typer.Option("last", "--checkpoint", help="in a run directory: last or best"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    trust_code: bool = typer.Option(
+        False, "--trust-code", help="import the custom model code a checkpoint names (model.type: custom)"
+    ),
 ):
     """Latent traversal grid: rows are held-out images, columns sweep one latent coordinate, the rest stay fixed."""
     import torch
 
-    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
-    from sculptcli.copying import build_prior
     from sculptcli.errors import UserError
-    from sculptcli.training.trainer import resolve_device
+    from sculptcli.run import check_finite_codes, check_which, open_run
     from sculptcli.viz import traverse as tv
 
     if compose is not None:
         if dim is not None or swap:
             raise UserError("--compose draws a context's images, not sweeps or swaps", fix="drop --dim / --swap")
-        if which not in ("last", "best"):
-            raise UserError(f"--checkpoint must be last or best, not '{which}'")
-        return _compose(target, out, compose, seeds, seed, which, device)
+        check_which(which)
+        return _compose(target, out, compose, seeds, seed, which, device, trust_code)
     if swap:
         if dim is not None:
             raise UserError("--swap draws subspace swaps, not sweeps of --dim", fix="drop --dim (or --swap)")
-        if which not in ("last", "best"):
-            raise UserError(f"--checkpoint must be last or best, not '{which}'")
-        return _swap(target, out, seeds, seed, which, device)
+        check_which(which)
+        return _swap(target, out, seeds, seed, which, device, trust_code)
     if dim is None:
         raise UserError("--dim is required (a latent dimension, or all)", fix="e.g. --dim 3 --out grid.png")
     k = _check_args(out, gif, steps, seeds, n_data, dim)
     spec = tv.parse_range("prior" if range_.strip().lower() == "auto" else range_)
-    if which not in ("last", "best"):
-        raise UserError(f"--checkpoint must be last or best, not '{which}'")
+    check_which(which)
 
-    ckpt = load_checkpoint(find_checkpoint(target, which))
-    cfg = ckpt.config
+    run = open_run(target, which, device, trust_code)
+    ckpt, cfg = run.checkpoint, run.config
     quantizer = getattr(cfg.model, "quantize", None)
     if range_.strip().lower() == "auto" and quantizer is not None:
         spec = tv.parse_range("codebook")
@@ -126,9 +124,7 @@ def traverse(
         )
     dims = list(range(d)) if k is None else [k]
 
-    dev = resolve_device(device)
-    model = ckpt.build_model(dev)
-    data = cfg.data.build(cfg.seed, dev)
+    model, data = run.model, run.data
     available = getattr(cfg.data, "heldout", None)
     n_pool = min(n_data, available) if isinstance(available, int) else n_data
     if seeds > n_pool:
@@ -143,17 +139,12 @@ def traverse(
         rows = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:seeds]
         row_text = f"rows: {seeds} held-out images drawn with seed {seed}"
     codes = pool_codes[rows] if pool_codes is not None else model.embed(images[rows.to(images.device)]).cpu()
-    if not torch.isfinite(codes).all() or (pool_codes is not None and not torch.isfinite(pool_codes).all()):
-        raise UserError(
-            "the model encodes held-out images to non-finite codes",
-            where=str(ckpt.path),
-            fix="the checkpoint's training diverged; use an earlier checkpoint",
-        )
+    check_finite_codes(codes if pool_codes is None else torch.cat([codes, pool_codes]), str(ckpt.path))
     if spec.mode == "codebook":  # every codebook value, in order: the columns are the latent's possible values
         values = model.quantizer.codebook.detach().float().sort(1).values.cpu()
         steps = values.shape[1]
     else:
-        prior = build_prior(cfg.prior, d, "cpu", data)
+        prior = run.prior
         values = tv.sweep_values(spec, steps, codes=pool_codes, prior=prior, dim=d, seed=0)
 
     shown = tv.traverse_images(model, codes, dims, values)
@@ -174,19 +165,18 @@ def traverse(
         console.print(f"wrote {gif} ({steps} frames)")
 
 
-def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: str) -> None:
+def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: str, trust_code: bool) -> None:
     """`--swap`: rows are pairs of held-out images (a, b); columns a, b, then a with each factor subspace of b."""
     import torch
 
-    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
     from sculptcli.errors import UserError
+    from sculptcli.run import open_run
     from sculptcli.scoring import subspace_layout
-    from sculptcli.training.trainer import resolve_device
     from sculptcli.viz import traverse as tv
 
     _check_png_and_rows(out, seeds, "pairs")
-    ckpt = load_checkpoint(find_checkpoint(target, which))
-    cfg = ckpt.config
+    run = open_run(target, which, device, trust_code)
+    ckpt, cfg = run.checkpoint, run.config
     layout = subspace_layout(cfg)
     if not layout:
         raise UserError(
@@ -194,9 +184,7 @@ def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: s
             where=str(ckpt.path),
             fix="--swap needs a run with an infonce term (e.g. --preset dsprites-xfactors)",
         )
-    dev = resolve_device(device)
-    model = ckpt.build_model(dev)
-    data = cfg.data.build(cfg.seed, dev)
+    model, data = run.model, run.data
     images, _ = data.heldout(2 * seeds if seed is None else None)
     if len(images) < 2 * seeds:
         raise UserError(f"--seeds {seeds} needs {2 * seeds} held-out images, the split has {len(images)}")
@@ -218,22 +206,21 @@ def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: s
     console.print(f"wrote {out} ({fl.width}×{fl.height} px, {seeds} pairs × {len(labels)} columns)")
 
 
-def _compose(target, out: Path, context: str, seeds: int, seed: int | None, which: str, device: str) -> None:
+def _compose(
+    target, out: Path, context: str, seeds: int, seed: int | None, which: str, device: str, trust_code: bool
+) -> None:
     """`--compose`: rows are held-out images of `context` and prior draws decoded under it (and under obs)."""
     import torch
 
-    from sculptcli.checkpoint import find_checkpoint, load_checkpoint
-    from sculptcli.copying import build_prior
     from sculptcli.errors import UserError
     from sculptcli.metrics.context import generate
-    from sculptcli.training.trainer import resolve_device
+    from sculptcli.run import open_run
     from sculptcli.viz import traverse as tv
 
     _check_png_and_rows(out, seeds, "images")
-    ckpt = load_checkpoint(find_checkpoint(target, which))
-    cfg = ckpt.config
-    dev = resolve_device(device)
-    data = cfg.data.build(cfg.seed, dev)
+    run = open_run(target, which, device, trust_code)
+    ckpt, cfg = run.checkpoint, run.config
+    data = run.data
     if not getattr(data, "contexts", None) or not hasattr(data, "heldout_context"):
         raise UserError(
             f"dataset '{cfg.data.type}' has no held-out contexts to compose",
@@ -247,8 +234,7 @@ def _compose(target, out: Path, context: str, seeds: int, seed: int | None, whic
         raise UserError(
             f"unknown context '{context}'.{did_you_mean(context, known)}", fix=f"choose from: {', '.join(known)}"
         )
-    model = ckpt.build_model(dev)
-    prior = build_prior(cfg.prior, cfg.model.latent_dim, "cpu", data)
+    model, prior = run.model, run.prior
     real = data.heldout_context(context, seeds).cpu()
     draw = 0 if seed is None else seed
     fake = generate(model, prior, context, seeds, draw).cpu()

@@ -194,7 +194,7 @@ class Empirical(PriorSpec):
 
     def codes(self, device: torch.device | str = "cpu") -> Tensor:
         """The codes [N, d] float32 on `device`, loaded once per process and device. With `checkpoint`, the
-        engine encodes them before the prior is built (`sculptcli.copying.resolve_prior_codes`) and hands them
+        engine encodes them before the prior is built (`sculptcli.build.resolve_prior_codes`) and hands them
         over with `use_codes`: a prior never loads a model."""
         device = torch.device(device)
         if str(device) in self._on:
@@ -203,7 +203,7 @@ class Empirical(PriorSpec):
             if "cpu" not in self._on:
                 raise UserError(
                     f"the codes of {self.checkpoint} were not encoded before the prior was built",
-                    fix="build priors through sculptcli.copying.build_prior (or call resolve_prior_codes first)",
+                    fix="build priors through sculptcli.build.build_prior (or call resolve_prior_codes first)",
                 )
             self._on[str(device)] = self._on["cpu"].to(device)
             return self._on[str(device)]

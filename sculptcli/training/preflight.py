@@ -7,6 +7,7 @@ import os
 import torch
 
 from sculptcli.config import MAX_STEPS, RunConfig
+from sculptcli.data.heldout import heldout_size
 from sculptcli.errors import UserError
 
 BYTES_PER_PARAM = 16  # float32 weights, gradients and Adam's two moments
@@ -38,22 +39,6 @@ def model_parameters(cfg: RunConfig, shape: tuple[int, int, int]) -> int:
     except ValueError as e:
         raise UserError(f"model: {e}", fix="change model.layers (or the data's pad_to)") from None
     return sum(p.numel() for p in model.parameters())
-
-
-def heldout_size(spec, key: str, held: int, asked: int | None = None) -> int:
-    """How many held-out images `spec.<key>` (or an explicit `asked`) means on a split of `held`: the default
-    shrinks to a smaller split; a number the user chose that the split cannot give is refused (exit 2)."""
-    n = asked if asked is not None else getattr(spec, key)
-    if n <= held:
-        return n
-    if asked is None and n == type(spec).model_fields[key].default:
-        return held
-    raise UserError(
-        f"{type(spec).__name__.removesuffix('Spec').lower()}.{key} is {n} but the held-out split has {held} images"
-        if asked is None
-        else f"asked for {n} held-out images but the split has {held}",
-        fix=f"use {held} or fewer (or a larger held-out split)",
-    )
 
 
 def check_run(cfg: RunConfig, data, device: torch.device) -> None:

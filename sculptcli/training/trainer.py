@@ -13,10 +13,12 @@ from pathlib import Path
 import torch
 
 from sculptcli import faults
+from sculptcli.build import build_prior
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
 from sculptcli.config import RunConfig
-from sculptcli.copying import build_prior
 from sculptcli.data.base import Batch
+from sculptcli.data.heldout import heldout_size
+from sculptcli.device import resolve_device as resolve_device  # re-exported: benchmarks and older imports
 from sculptcli.errors import UserError
 from sculptcli.io import append_jsonl, atomic_write_text, read_jsonl, write_jsonl
 from sculptcli.models.base import Encoded
@@ -26,7 +28,7 @@ from sculptcli.training.cpushare import CpuShare
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import input_scale_warning, run_warnings
-from sculptcli.training.preflight import check_run, heldout_size
+from sculptcli.training.preflight import check_run
 from sculptcli.training.report import Reporter
 
 INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
@@ -39,14 +41,6 @@ class TrainResult:
     total: int
     interrupted: bool
     last_eval: dict | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is available", fix="use --device cpu or auto")
-    return torch.device(name)
 
 
 def cpu_has_bf16() -> bool:
