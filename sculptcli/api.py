@@ -91,10 +91,11 @@ class MMDLoss(nn.Module):
     """MMD² between a batch of codes and draws of a declared prior, differentiable in the codes: the training
     objective's divergence, so `loss = recon + 0.3 * mmd(z)` trains as `sculpt train` does.
 
-    Defaults are sculpt's `objective.divergence: {type: mmd}`: the paper's kernel (a sum of Gaussian RBFs at 0.5, 1
-    and 2 × the pooled median distance) and the biased estimator, with as many prior draws as codes. Any key of
-    that divergence may be given: `kernel` (rbf, imq), `scales`, `bandwidth` ("median" or a number), `estimator`
-    (biased, unbiased), `prior_n`."""
+    Defaults are the paper's estimator: its kernel (a sum of Gaussian RBFs at 0.5, 1 and 2 × the pooled median
+    distance), the biased estimator and as many prior draws as codes. `sculpt train`'s default adds finer scales and
+    1,024 draws (`MMDLoss(prior, scales=[0.1, 0.2, 0.5, 1, 2], prior_n=1024)`, README "Where sculpt departs from the
+    paper"). Any key of that divergence may be given: `kernel` (rbf, imq), `scales`, `bandwidth` ("median" or a
+    number), `estimator` (biased, unbiased), `prior_n`."""
 
     def __init__(self, prior: Prior | str | Path | Mapping[str, Any], dim: int | None = None, **options: Any):
         super().__init__()
@@ -110,6 +111,9 @@ class MMDLoss(nn.Module):
         if "type" in options or "weight" in options:
             raise UserError("MMDLoss takes the divergence's kernel options, not type or weight", where="MMDLoss",
                             fix="multiply the loss by your weight (the paper's λ = 0.3)")  # fmt: skip
+        from sculptcli.objectives.divergences import PAPER_SCALES
+
+        options = {"scales": list(PAPER_SCALES), "prior_n": None, **options}
         try:
             self.spec = DIVERGENCES.get("mmd")(**options)
         except ValidationError as e:

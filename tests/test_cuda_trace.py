@@ -27,14 +27,14 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensor, FakeTensorDeviceMismatchError
 
+from sculptcli.build import build_prior
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
 from sculptcli.config import load_config, preset_names, validate_config
-from sculptcli.copying import build_prior, training_codes
 from sculptcli.errors import UserError
 from sculptcli.models import MODELS
 from sculptcli.objectives import DIVERGENCES, Objective
 from sculptcli.priors import PRIORS
-from sculptcli.run import Run
+from sculptcli.run import Run, training_codes
 from sculptcli.scoring import encode_heldout
 from sculptcli.training.evaluate import heldout_losses
 from sculptcli.training.trainer import aux_generator, bf16_autocast, place_model, step_objective
@@ -50,9 +50,22 @@ def galaxy(tmp: Path) -> dict:
 
 
 # the smallest data and size of each model type (a registered model without an entry fails the test)
+def custom_data(tmp: Path) -> dict:
+    """dSprites, with the user's own encoder and decoder written to tmp (the test's working directory)."""
+    from tests.test_custom_model import MODULE
+
+    (tmp / "mymodels_trace.py").write_text(MODULE)
+    return {"type": "dsprites", "heldout": 300}
+
+
+CUSTOM = {
+    "encoder": {"target": "mymodels_trace:Encoder", "args": {"width": 4}},
+    "decoder": {"target": "mymodels_trace:Decoder", "args": {"width": 4}},
+}
 MODEL_SETUPS = {
     "conv": (lambda tmp: {"type": "dsprites", "heldout": 300}, {"layers": 3, "width": 4, "fc_hidden": 16}),
     "auxcnn": (galaxy, {"width": 4}),
+    "custom": (custom_data, CUSTOM),
 }
 
 

@@ -82,5 +82,5 @@ def live_prior_p(z: torch.Tensor, prior, seed: int) -> float:
 
     if getattr(prior.spec, "needs_factors", False):
         return math.nan
-    r = prior_test(z, prior, n=LIVE_PRIOR_TEST_N, permutations=LIVE_PRIOR_TEST_PERMUTATIONS, seed=seed)
+    r = prior_test(z, prior.to("cpu"), n=LIVE_PRIOR_TEST_N, permutations=LIVE_PRIOR_TEST_PERMUTATIONS, seed=seed)
     return r["p_value"]
