@@ -80,6 +80,8 @@ RECIPE = [
     "train.log_every=50",
 ]
 MMD_RECIPE = ["objective.divergence.prior_n=1024", FINE]
+HALF = ["train.steps=3250", "train.eval_every=1625", "train.save_every=1625"]
+TWICE = ["train.steps=13000", "train.eval_every=2600", "train.save_every=2600"]
 NO_DIV = "objective.divergence.weight=0"  # the MMD preset as a plain AE (the same step cost)
 GALAXY_N, XYC_N, XYCS_N = (["train.eval_n=" + n, "score.n=" + n] for n in ("1638", "1405", "7002"))
 # the XY family's 96×96 inputs at width 16 cost 1.8× a dSprites step (one-thread timing): 3,500 steps fit 15 minutes
@@ -161,6 +163,11 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "C2-xyc-ae": ("xyc-ae", [*RECIPE, *SMALL, *XYC_N], "XYC plain AE, C1's budget"),
     "K1-xycs-mmd": ("xycs-mmd-gaussian", [*RECIPE, *SMALL, *MMD_RECIPE, *XYCS_N], "XYCS, the recipe at width 16"),
     "K2-xycs-ae": ("xycs-ae", [*RECIPE, *SMALL, *XYCS_N], "XYCS plain AE, K1's budget"),
+    # the trade-off (issue 20): AE-MMD and FactorVAE at 0.5× and 2× the dSprites quick budget (1× is §f's seeded table)
+    "T05-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *HALF], "AE-MMD at 0.5× the quick budget"),
+    "T05-fvae": ("dsprites-factorvae", ["--budget", "quick", *HALF], "FactorVAE at 0.5× the quick budget"),
+    "T2-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *TWICE], "AE-MMD at 2× the quick budget"),
+    "T2-fvae": ("dsprites-factorvae", ["--budget", "quick", *TWICE], "FactorVAE at 2× the quick budget"),
     "X5-xy-mmd-quick": ("xy-mmd-gaussian", ["--budget", "quick"], "XY quick with the engine's MMD defaults"),
     "X6-xy-ae-quick": ("xy-ae", ["--budget", "quick"], "XY plain AE, quick"),
 }  # fmt: skip
