@@ -33,7 +33,7 @@ class ObjectiveSpec(Spec):
         0, description="ramp the divergence weight linearly from 0 to its value over these training steps"
     )
     terms: list[TERMS.union()] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="extra weighted terms: corr_intra, corr_inter, infonce, corr_cross, quantize"
+        default_factory=list, description="extra weighted terms: " + ", ".join(TERMS.names())
     )
 
     @property

@@ -1,5 +1,6 @@
 """Extra objective terms beside reconstruction and divergence, by name (TERMS): the supervised and structural
-penalties of Aux-VAE (corr_intra, corr_inter), XFactors (infonce, corr_cross) and QLAE (quantize).
+penalties of Aux-VAE (corr_intra, corr_inter), XFactors (infonce, corr_cross) and QLAE (quantize), and sculpt's
+MMD total-correlation penalty (mmd_tc).
 
 Each term is weight · value(enc, batch, prior), added to the loss and logged under its name. A term that reads the
 batch's factors says so (`needs_factors`); which latent dimensions it acts on follows the run's layout: Aux-VAE's
@@ -174,3 +175,23 @@ class Quantize(TermSpec):
     def __call__(self, enc, batch, prior):
         zc, q = enc.pre.float(), enc.quantized.float()
         return self.codebook * ((zc.detach() - q) ** 2).mean() + self.commitment * ((zc - q.detach()) ** 2).mean()
+
+
+@TERMS.register
+class MMDTC(TermSpec):
+    """A total-correlation penalty in the MMD's own terms: MMD²(z, z′), z′ the batch's codes with every column
+    shuffled across the batch (a sample of the product of the aggregate's own marginals; FactorVAE's permutation
+    without its discriminator). Zero exactly when the code's dimensions are independent; beside the divergence's
+    match to the prior, it pushes on dependence alone. Kernel as the MMD divergence's default (0.1–2 × median)."""
+
+    type: Literal["mmd_tc"] = "mmd_tc"
+    scales: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.1, 0.2, 0.5, 1.0, 2.0], min_length=1, description="RBF scales × the median"
+    )
+
+    def __call__(self, enc, batch, prior):
+        from sculptcli.objectives.mmd import mmd2
+
+        z = enc.z.float()
+        shuffled = torch.gather(z, 0, torch.rand(z.shape, device=z.device).argsort(0))
+        return mmd2(z, shuffled, scales=self.scales)
