@@ -166,6 +166,11 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     # the trade-off (issue 20): AE-MMD and FactorVAE at 0.5× and 2× the dSprites quick budget (1× is §f's seeded table)
     "T05-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *HALF], "AE-MMD at 0.5× the quick budget"),
     "T05-fvae": ("dsprites-factorvae", ["--budget", "quick", *HALF], "FactorVAE at 0.5× the quick budget"),
+    "M1-mmd-tc": (
+        "dsprites-mmd-gaussian",
+        ["--budget", "quick", "objective.terms=[{type: mmd_tc, weight: 1.0}]"],
+        "AE-MMD + the mmd_tc term (weight 1), quick budget",
+    ),
     "T2-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *TWICE], "AE-MMD at 2× the quick budget"),
     "T2-fvae": ("dsprites-factorvae", ["--budget", "quick", *TWICE], "FactorVAE at 2× the quick budget"),
     "X5-xy-mmd-quick": ("xy-mmd-gaussian", ["--budget", "quick"], "XY quick with the engine's MMD defaults"),
