@@ -17,7 +17,7 @@ import json
 import torch
 
 from benchmarks.common import environment, interleaved, timed
-from sculptcli.objectives.mmd import mmd2
+from sculptcli.stats.mmd import mmd2
 
 SCALES = (0.1, 0.2, 0.5, 1.0, 2.0)
 

@@ -22,7 +22,7 @@ import torch
 from benchmarks.common import environment, interleaved, sync
 from sculptcli.config import load_config
 from sculptcli.objectives import Objective
-from sculptcli.objectives.mmd import mmd2
+from sculptcli.stats.mmd import mmd2
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.report import Reporter
 from sculptcli.training.trainer import bf16_autocast, resolve_device, train

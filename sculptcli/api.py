@@ -53,12 +53,13 @@ def prior(spec: str | Path | Mapping[str, Any], dim: int | None = None) -> Prior
     """A prior from a packaged prior name (`sculpt prior list`), a run preset's name (its prior), a YAML file, or a
     mapping such as `{"type": "gaussian"}`. `dim` is the latent size; a prior with its own size (a product of
     blocks, a packaged prior) gives it, a 1-D prior (d i.i.d. copies) needs it."""
-    from sculptcli.priors.files import adapter, load_prior
+    from sculptcli.config import load_prior_or_preset as load_prior
+    from sculptcli.priors.files import adapter
 
     if isinstance(spec, Prior):
         return spec if dim is None or dim == spec.dim else Prior(spec.spec, dim)
     if isinstance(spec, Mapping):
-        from sculptcli.config import format_validation
+        from sculptcli.validation import format_validation
 
         try:
             parsed = adapter().validate_python(copy.deepcopy(dict(spec)))
@@ -117,7 +118,7 @@ class MMDLoss(nn.Module):
         try:
             self.spec = DIVERGENCES.get("mmd")(**options)
         except ValidationError as e:
-            from sculptcli.config import format_validation
+            from sculptcli.validation import format_validation
 
             raise UserError(
                 f"invalid MMD options\n  {format_validation(e, 'divergence')}", where="MMDLoss",

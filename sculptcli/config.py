@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import yaml
 from pydantic import (
     Field,
@@ -25,8 +23,16 @@ from sculptcli.data import DATASETS
 from sculptcli.errors import UserError, did_you_mean
 from sculptcli.models import MODELS
 from sculptcli.objectives import ObjectiveSpec
+from sculptcli.presets import preset_names as preset_names  # re-exported: where callers looked before
+from sculptcli.presets import preset_path as preset_path
+from sculptcli.presets import presets_dir as presets_dir
 from sculptcli.priors import PRIORS
+from sculptcli.priors.files import expand_prior_ref
 from sculptcli.registry import Spec
+from sculptcli.validation import format_validation as format_validation
+from sculptcli.yamlfile import StrictLoader as StrictLoader
+from sculptcli.yamlfile import load_yaml_text as load_yaml_text
+from sculptcli.yamlfile import read_yaml as read_yaml
 
 MAX_STEPS = 10**9  # a budget beyond this is a typo (1e300 epochs), not a plan
 
@@ -85,28 +91,6 @@ class TrainSpec(Spec):
         if self.steps is not None and self.epochs is not None:
             raise ValueError("give train.steps or train.epochs, not both")
         return self
-
-    def make_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """Adam, or AdamW with weight decay on weight matrices only: parameters with fewer than 2 dims (biases,
-        norm scales) and codebooks are never decayed (QLAE's groups)."""
-        if self.optimizer == "adam":
-            return torch.optim.Adam(model.parameters(), lr=self.lr)
-        decay, keep = [], []
-        for name, p in model.named_parameters():
-            (keep if p.ndim < 2 or "codebook" in name else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": keep, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=self.lr)
-
-    def lr_at(self, step: int, total: int) -> float:
-        """The learning rate of optimizer step `step` (0-based) of `total`: a pure function, so resume is exact."""
-        scale = 1.0
-        if self.warmup_steps and step < self.warmup_steps:
-            scale = (step + 1) / self.warmup_steps
-        elif self.schedule == "cosine":
-            span = max(1, total - self.warmup_steps)
-            t = min(1.0, (step - self.warmup_steps) / span)
-            scale = self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t))
-        return self.lr * scale
 
     def total_steps(self, n_train: int) -> int:
         if self.steps is not None:
@@ -217,87 +201,6 @@ class RunConfig(Spec):
 # ---------------------------------------------------------------- presets
 
 
-def presets_dir() -> Path:
-    """Packaged presets (wheel) or the repository's presets/ (editable install)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "_presets", here.parent / "presets"):
-        if cand.is_dir():
-            return cand
-    raise UserError("the packaged presets are missing", fix="reinstall sculpt")
-
-
-def preset_names() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
-
-
-def preset_path(name: str) -> Path:
-    path = presets_dir() / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(
-            f"unknown preset '{name}'.{did_you_mean(name, preset_names())}",
-            fix=f"choose one of: {', '.join(preset_names())} (see `sculpt presets list`)",
-        )
-    return path
-
-
-class StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping with the same key twice (plain safe_load keeps the last one)."""
-
-
-def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a mapping key must be a scalar", key_node.start_mark
-            ) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}' (also at line {seen[key].line + 1})", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml_text(text: str) -> Any:
-    """YAML text → data with the safe loader, duplicate keys refused (yaml.YAMLError); no Python objects ever."""
-    return yaml.load(text, Loader=StrictLoader)  # noqa: S506  (a SafeLoader subclass)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from `path` (safe_load only), or UserError saying what is wrong and where."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no such file: {path}", fix="check the path")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError("not a text (UTF-8) file", where=str(path), fix="give a YAML file") from None
-    try:
-        data = load_yaml_text(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"malformed YAML: {problem}", where=loc, fix="fix the YAML syntax") from None
-    except RecursionError:
-        raise UserError("the YAML nests too deeply", where=str(path), fix="flatten the file") from None
-    except (ValueError, TypeError, OverflowError) as e:  # a tag whose value does not convert: !!float "abc"
-        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise UserError(f"malformed YAML: {why}", where=str(path), fix="fix the value") from None
-    if data is None:
-        raise UserError("the file is empty", where=str(path), fix="write a YAML mapping")
-    if not isinstance(data, dict):
-        raise UserError(f"expected a YAML mapping, got {type(data).__name__}", where=str(path))
-    return data
-
-
 # ---------------------------------------------------------------- overrides
 
 
@@ -377,59 +280,6 @@ def apply_budget(raw: dict[str, Any], budget: str | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- validation
 
-_TYPE_NAMES = set(PRIORS.names()) | set(DATASETS.names()) | set(MODELS.names())
-# pydantic's labels for the members of a plain union (`list[float] | float`): 'list[constrained-float]', 'float'
-_UNION_MEMBER = re.compile(r"^(list|dict|tuple|set|float|int|str|bool|none|nullable|constrained-\w+)(\[.*\])?$")
-
-
-def _loc(loc: tuple) -> str:
-    from sculptcli.objectives import DIVERGENCES
-    from sculptcli.objectives.terms import TERMS
-
-    names = _TYPE_NAMES | set(DIVERGENCES.names()) | set(TERMS.names())
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in names or item.startswith(("function-", "literal[")) or _UNION_MEMBER.match(item):
-            continue  # the discriminator's tag or the union member's label pydantic puts in the path
-        else:
-            parts.append(("." if parts else "") + item)
-    return "".join(parts) or "(top level)"
-
-
-def format_validation(err: ValidationError, prefix: str = "") -> str:
-    from sculptcli.objectives import DIVERGENCES
-    from sculptcli.objectives.terms import TERMS
-
-    lines = []
-    registry_by_field = {
-        "prior": PRIORS,
-        "data": DATASETS,
-        "model": MODELS,
-        "divergence": DIVERGENCES,
-        "terms": TERMS,
-    }
-    for e in err.errors()[:8]:
-        where = _loc(tuple(prefix.split(".")) + e["loc"] if prefix else e["loc"])
-        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if e["type"] == "union_tag_invalid":
-            tag = e["ctx"]["tag"]
-            last = next((p for p in reversed(where.replace("[", ".").split(".")) if p in registry_by_field), "blocks")
-            reg = registry_by_field.get(last, PRIORS)
-            msg = f"unknown {reg.kind} type '{tag}'.{did_you_mean(tag, reg.names())} Choices: {', '.join(reg.names())}"
-            where += ".type"
-        elif e["type"] == "union_tag_not_found":
-            msg = "missing key 'type'"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"{where}: {msg}")
-    more = len(err.errors()) - len(lines)
-    if more > 0:
-        lines.append(f"... and {more} more")
-    return "\n  ".join(lines)
-
-
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
@@ -461,8 +311,6 @@ def load_config(
     if budget is None and isinstance(raw.get("budgets"), dict):
         auto = "full" if device_is_cuda else "quick"
         budget = auto if auto in raw["budgets"] else None
-    from sculptcli.priors.files import expand_prior_ref
-
     raw = apply_budget(raw, budget)
     if "prior" in raw:  # a referenced prior file, inlined so that overrides can reach into it
         raw["prior"] = expand_prior_ref(raw["prior"], path.parent)
@@ -470,3 +318,15 @@ def load_config(
     if "prior" in raw:  # `prior=NAME_OR_PATH` given as an override
         raw["prior"] = expand_prior_ref(raw["prior"], Path.cwd())
     return validate_config(raw, str(path))
+
+
+def load_prior_or_preset(target: str) -> Any:
+    """A prior from a packaged prior name or a YAML path (`priors.files.load_prior`), else a run preset's prior."""
+    from sculptcli.priors.files import load_prior
+
+    try:
+        return load_prior(target)
+    except UserError:
+        if target in preset_names():
+            return load_config(preset=target).prior
+        raise

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sculptcli.codes import CODES_BATCH as CODES_BATCH  # the engine's names, kept here
+from sculptcli.codes import check_codes as check_codes
+from sculptcli.codes import training_codes as training_codes
 from sculptcli.errors import UserError
-from sculptcli.run import CODES_BATCH as CODES_BATCH  # the engine's names, kept here
-from sculptcli.run import check_codes as check_codes
-from sculptcli.run import training_codes as training_codes
 
 DEFAULT_N_CODES = 20_000
 LATENTS_FILE = "teacher_latents.safetensors"
@@ -175,7 +175,7 @@ def ks_per_dim(student: Tensor, teacher: Tensor) -> dict[str, Any]:
 def compare_codes(student: Tensor, teacher: Tensor, *, permutations: int = 200, seed: int = 0) -> dict[str, Any]:
     """How close the student's codes are to the teacher's on the same images: MMD² (the paper's kernel, biased)
     with a permutation p-value, relative Frobenius error of the covariance, and per-dimension KS."""
-    from sculptcli.objectives.mmd import mmd_permutation_test
+    from sculptcli.stats.mmd import mmd_permutation_test
 
     s, t = student.float().cpu(), teacher.float().cpu()
     stat, p = mmd_permutation_test(t, s, permutations=permutations, seed=seed)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sculptcli.errors import UserError, did_you_mean
 
 T = TypeVar("T", bound=type[BaseModel])
+REGISTRIES: dict[str, Registry] = {}  # config key -> the registry of the types it takes (filled as registries are made)
 
 
 class Spec(BaseModel):
@@ -32,11 +33,15 @@ class Spec(BaseModel):
 
 class Registry:
     """Name -> spec class. `register` is a class decorator; `union()` is the pydantic type
-    that validates any registered spec by its `type` field."""
+    that validates any registered spec by its `type` field. Each registry also lists itself in `REGISTRIES` under
+    the config key that selects its members (`field`: prior, data, model, divergence, terms), so error messages
+    and help text find every registry's choices without importing the packages that define them."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, field: str | None = None):
         self.kind = kind
+        self.field = field or kind
         self._classes: dict[str, type[BaseModel]] = {}
+        REGISTRIES[self.field] = self
 
     def register(self, cls: T) -> T:
         field = cls.model_fields.get("type")

@@ -16,12 +16,15 @@ import torch
 from torch import Tensor
 
 from sculptcli.checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from sculptcli.codes import CODES_BATCH, check_codes, training_codes
+from sculptcli.codes import checkpoint_codes as checkpoint_codes  # re-exported
 from sculptcli.config import RunConfig
+from sculptcli.data.heldout import heldout_size
 from sculptcli.device import resolve_device
 from sculptcli.errors import UserError
+from sculptcli.metrics import ScoreInput
 
 WHICH = ("last", "best")
-CODES_BATCH = 500  # images per batch when a model encodes its own training stream
 
 
 def check_which(which: str) -> str:
@@ -139,7 +142,7 @@ class Run:
     def score(self, save: bool = False) -> dict[str, Any]:
         """The held-out scores `sculpt train` writes at the end: the config's score.metrics, score.n images,
         score.probes; with `save`, also written to the run directory's scores.json."""
-        from sculptcli.scoring import checkpoint_input, checkpoint_source, run_metrics
+        from sculptcli.scoring import run_metrics
 
         cfg = self.config
         options = {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
@@ -181,52 +184,57 @@ def open_run(
     return Run(ckpt, resolve_device(device), trust_code)
 
 
-# ---------------------------------------------------------------- a model's codes of its own training stream
+# ---------------------------------------------------------------- scoring an opened run
 
 
-@torch.no_grad()
-def training_codes(model, data, n: int, batch_size: int = CODES_BATCH) -> Tensor:
-    """Posterior means (float32, CPU, [n, d]) of the first n images of `data`'s training stream:
-    `data.train_batch(step, batch_size)` at steps 0, 1, … (the same images for any batch size within an epoch)."""
-    if n < 1:
-        raise UserError(f"the number of codes must be at least 1, got {n}")
-    bs = max(1, min(batch_size, n, data.n_train))
-    was_training = model.training
-    model.eval()
-    out, got, step = [], 0, 0
-    while got < n:
-        z = model.embed(data.train_batch(step, bs).images).cpu()[: n - got]
-        out.append(z)
-        got += len(z)
-        step += 1
-    model.train(was_training)
-    return torch.cat(out)
+def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:
+    """What a score of this checkpoint records about it: its path, step and how it was trained (device and
+    effective precision, as `precision: auto` resolves by hardware)."""
+    source: dict[str, Any] = {"checkpoint": str(ckpt.path), "step": ckpt.step}
+    if "trained_with" in ckpt.meta:
+        source["trained_with"] = json.loads(ckpt.meta["trained_with"])
+    return source
 
 
-def check_codes(z: Tensor, where: str) -> Tensor:
-    """`z` if it is a non-empty [N, d] array of finite values, else a UserError."""
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        raise UserError(f"the teacher produced no codes (shape {list(z.shape)})", where=where)
-    bad = ~torch.isfinite(z).all(1)
-    if bad.any():
-        raise UserError(
-            f"the teacher encodes {int(bad.sum())} of {len(z)} training images to non-finite codes (NaN or infinity)",
-            where=where,
-            fix="the teacher's training diverged or its weights are damaged; use an earlier checkpoint "
-            "(--checkpoint best) or retrain it",
-        )
-    return z
+def encode_heldout(run: Run, n: int | None) -> tuple[Any, Any, torch.Tensor]:
+    """(images, factors, codes): an opened run's first n held-out images (and their factors) and their posterior
+    means, all where the run's dataset keeps them (its device)."""
+    cfg, data = run.config, run.data
+    try:
+        n = heldout_size(cfg.score, "n", int(data.heldout_index.numel()), n)
+    except UserError as e:
+        raise UserError(e.what, where=str(run.path), fix=e.fix) from None
+    images, factors = data.heldout(n)
+    return images, factors, run.model.embed(images)
 
 
-def checkpoint_codes(target: Path, n: int, device: torch.device | str = "cpu") -> Tensor:
-    """The codes of a checkpoint file or run directory's model over the first n images of its own training stream
-    (the `empirical` prior's `checkpoint:` mode). Custom model code named in that checkpoint is not imported."""
-    run = open_run(Path(target), device=device)
-    if getattr(run.config.model, "code_targets", lambda: [])():
-        raise UserError(
-            "the checkpoint's model is custom code, which an empirical prior's `checkpoint:` does not import",
-            where=str(run.path),
-            fix="export its codes with `sculpt score RUN --trust-code --export-latents codes.safetensors` and give "
-            "prior.source=codes.safetensors",
-        )
-    return run.training_codes(n)
+def checkpoint_input(run: Run, n: int | None, seed: int, options: dict[str, Any]) -> ScoreInput:
+    """Encode the first n held-out images of an opened run's dataset with its model (posterior means)."""
+    cfg = run.config
+    model, data = run.model, run.data
+    images, factors, latents = encode_heldout(run, n)
+    latents = check_finite_codes(latents.cpu(), str(run.path))
+    prior = run.prior
+    layout = subspace_layout(cfg)
+    if layout:
+        options = {**options, "subspaces": layout}
+    return ScoreInput(
+        latents=latents,
+        factors=None if factors is None else factors.cpu(),
+        images=images,
+        model=model,
+        prior=prior,
+        seed=seed,
+        options=options,
+        data=data,
+    )
+
+
+def subspace_layout(cfg) -> dict[int, list[int]]:
+    """The factor subspaces of a run (XFactors: its `infonce` term's factors and dims_per_factor): factor column →
+    its latent dims. Empty when the run has none."""
+    for term in cfg.objective.terms:
+        if term.type == "infonce":
+            return {col: list(range(i * term.dims_per_factor, (i + 1) * term.dims_per_factor))
+                    for i, col in enumerate(term.factors)}  # fmt: skip
+    return {}

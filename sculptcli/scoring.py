@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -12,13 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from sculptcli.checkpoint import Checkpoint
-from sculptcli.data.heldout import heldout_size
 from sculptcli.errors import UserError
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
 from sculptcli.provenance import versions
-from sculptcli.run import Run, check_finite_codes
 
 DEFAULT_METRICS = ["all"]  # `sculpt score`; training scores with the config's score.metrics (fast)
 
@@ -103,59 +99,6 @@ def null_non_finite(part: dict[str, Any], reasons: dict[str, str], why: str, pre
         return v
 
     return {k: clean(v, f"{prefix}{k}") for k, v in part.items()}
-
-
-def checkpoint_source(ckpt: Checkpoint) -> dict[str, Any]:
-    """What a score of this checkpoint records about it: its path, step and how it was trained (device and
-    effective precision, as `precision: auto` resolves by hardware)."""
-    source: dict[str, Any] = {"checkpoint": str(ckpt.path), "step": ckpt.step}
-    if "trained_with" in ckpt.meta:
-        source["trained_with"] = json.loads(ckpt.meta["trained_with"])
-    return source
-
-
-def encode_heldout(run: Run, n: int | None) -> tuple[Any, Any, torch.Tensor]:
-    """(images, factors, codes): an opened run's first n held-out images (and their factors) and their posterior
-    means, all where the run's dataset keeps them (its device)."""
-    cfg, data = run.config, run.data
-    try:
-        n = heldout_size(cfg.score, "n", int(data.heldout_index.numel()), n)
-    except UserError as e:
-        raise UserError(e.what, where=str(run.path), fix=e.fix) from None
-    images, factors = data.heldout(n)
-    return images, factors, run.model.embed(images)
-
-
-def checkpoint_input(run: Run, n: int | None, seed: int, options: dict[str, Any]) -> ScoreInput:
-    """Encode the first n held-out images of an opened run's dataset with its model (posterior means)."""
-    cfg = run.config
-    model, data = run.model, run.data
-    images, factors, latents = encode_heldout(run, n)
-    latents = check_finite_codes(latents.cpu(), str(run.path))
-    prior = run.prior
-    layout = subspace_layout(cfg)
-    if layout:
-        options = {**options, "subspaces": layout}
-    return ScoreInput(
-        latents=latents,
-        factors=None if factors is None else factors.cpu(),
-        images=images,
-        model=model,
-        prior=prior,
-        seed=seed,
-        options=options,
-        data=data,
-    )
-
-
-def subspace_layout(cfg) -> dict[int, list[int]]:
-    """The factor subspaces of a run (XFactors: its `infonce` term's factors and dims_per_factor): factor column →
-    its latent dims. Empty when the run has none."""
-    for term in cfg.objective.terms:
-        if term.type == "infonce":
-            return {col: list(range(i * term.dims_per_factor, (i + 1) * term.dims_per_factor))
-                    for i, col in enumerate(term.factors)}  # fmt: skip
-    return {}
 
 
 def read_latents_file(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:

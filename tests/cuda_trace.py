@@ -85,8 +85,8 @@ class CudaFakeTensorMode(FakeTensorMode):
 def _clear_device_caches() -> None:
     """Per-device caches that would otherwise keep fake CUDA tensors after the trace."""
     from sculptcli.data import dsprites
-    from sculptcli.objectives import mmd
     from sculptcli.priors import codependent
+    from sculptcli.stats import mmd
 
     dsprites._tables.cache_clear()
     mmd._cached_upper_offsets.cache_clear()

@@ -19,8 +19,8 @@ from sculptcli.checkpoint import load_checkpoint
 from sculptcli.cli.app import app
 from sculptcli.config import validate_config
 from sculptcli.errors import UserError
-from sculptcli.objectives.mmd import mmd2
 from sculptcli.priors import prior_union
+from sculptcli.stats.mmd import mmd2
 from tests.conftest import TINY, assert_user_error
 
 TEACHER_STEPS, STUDENT_STEPS, N_CODES, PERMUTATIONS = 24, 30, 600, 100

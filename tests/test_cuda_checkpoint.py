@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from sculptcli.checkpoint import load_checkpoint
 from sculptcli.cli.app import app
-from sculptcli.scoring import checkpoint_source
+from sculptcli.run import checkpoint_source
 from sculptcli.training.trainer import bf16_autocast, run_record
 from tests.conftest import TINY
 

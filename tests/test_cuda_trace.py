@@ -29,13 +29,14 @@ from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTens
 
 from sculptcli.build import build_prior
 from sculptcli.checkpoint import load_checkpoint, save_checkpoint
+from sculptcli.codes import training_codes
 from sculptcli.config import load_config, preset_names, validate_config
 from sculptcli.errors import UserError
 from sculptcli.models import MODELS
 from sculptcli.objectives import DIVERGENCES, Objective
+from sculptcli.optim import make_optimizer
 from sculptcli.priors import PRIORS
-from sculptcli.run import Run, training_codes
-from sculptcli.scoring import encode_heldout
+from sculptcli.run import Run, encode_heldout
 from sculptcli.training.evaluate import heldout_losses
 from sculptcli.training.trainer import aux_generator, bf16_autocast, place_model, step_objective
 from sculptcli.viz import traverse as tv
@@ -119,7 +120,7 @@ def trace_training(cfg, data=None) -> dict:
             aux = objective.div.aux_loss(objective.aux, parts["z"].detach(), aux_generator(cfg.seed, 0, CUDA))
         assert_cuda(aux, "the auxiliary network's loss")
     # ---- the optimiser steps, given gradients (the backward pass needs a real device: they are stood in)
-    optimizers = [(model, cfg.train.make_optimizer(model))]
+    optimizers = [(model, make_optimizer(cfg.train, model))]
     if objective.aux is not None:
         optimizers.append((objective.aux, objective.aux_optimizer))
     for net, optimizer in optimizers:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sculptcli.objectives.mmd import (
+from sculptcli.stats.mmd import (
     cross_sq_dists,
     median_bandwidth,
     mmd2,

@@ -86,8 +86,8 @@ def test_kl_refuses_non_gaussian_prior_and_deterministic_encoder():
 
 def test_mmd_tc_term_is_near_zero_for_independent_codes_and_large_for_dependent_ones():
     from sculptcli.models.base import Encoded
-    from sculptcli.objectives.mmd import mmd2
     from sculptcli.objectives.terms import TERMS
+    from sculptcli.stats.mmd import mmd2
 
     term = TERMS.get("mmd_tc")(type="mmd_tc")
     g = torch.Generator().manual_seed(0)

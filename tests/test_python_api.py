@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import sculptcli as sculpt
-from sculptcli.objectives.mmd import mmd2
+from sculptcli.stats.mmd import mmd2
 from tests.conftest import assert_user_error
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ from sculptcli.metrics.factors import subspace_vote_share
 from sculptcli.metrics.information import infomec
 from sculptcli.metrics.recon import ssim_images
 from sculptcli.models.base import Quantizer
+from sculptcli.optim import make_optimizer
 from tests.conftest import TINY
 
 
@@ -35,7 +36,7 @@ def test_quantizer_snaps_to_the_codebook_with_a_straight_through_gradient():
 def test_adamw_decays_weight_matrices_only():
     cfg = load_config("dsprites-qlae")
     model = cfg.model.build((1, 64, 64))
-    opt = cfg.train.make_optimizer(model)
+    opt = make_optimizer(cfg.train, model)
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     for name, p in model.named_parameters():
         assert (id(p) in decayed) == (p.ndim >= 2 and "codebook" not in name), name

@@ -13,9 +13,9 @@ from sculptcli.errors import UserError
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES, Objective, ObjectiveSpec
 from sculptcli.objectives.divergences import DivergenceContext
-from sculptcli.objectives.mmd import mmd2
 from sculptcli.objectives.terms import TERMS, pearson
 from sculptcli.priors import PRIORS
+from sculptcli.stats.mmd import mmd2
 
 
 class FakeData:

@@ -128,9 +128,8 @@ def copy_latent(
     from sculptcli import copying
     from sculptcli.errors import UserError
     from sculptcli.io import atomic_write_text
-    from sculptcli.run import check_which, open_run
+    from sculptcli.run import check_which, checkpoint_source, open_run
     from sculptcli.rundir import claim_run_dir, point_latest
-    from sculptcli.scoring import checkpoint_source
     from sculptcli.training.report import make_reporter
     from sculptcli.training.trainer import train
     from sculptcli.viz.traverse import save_figure_png

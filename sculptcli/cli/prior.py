@@ -33,7 +33,7 @@ DIM_HELP = "latent dimensions (required for a 1-D prior with no `dims`; must mat
 def _load(target: str, resolve: bool = True) -> PriorSpec:
     """The prior of `target`; with `resolve`, a checkpoint's codes (empirical prior) encoded, ready to sample."""
     from sculptcli.build import resolve_prior_codes
-    from sculptcli.priors.files import load_prior
+    from sculptcli.config import load_prior_or_preset as load_prior
 
     prior = load_prior(target)
     return resolve_prior_codes(prior) if resolve else prior
@@ -308,8 +308,8 @@ def mmd(
         raise UserError(f"-n {n} is too large for the MMD test", fix=f"use -n {MMD_MAX_N} or less")
     import torch
 
-    from sculptcli.objectives.mmd import mmd_permutation_test
     from sculptcli.priors.summary import draw, own_dim, resolve_dim
+    from sculptcli.stats.mmd import mmd_permutation_test
 
     pa, pb = _load(a), _load(b)
     da, db = own_dim(pa), own_dim(pb)

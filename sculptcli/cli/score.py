@@ -153,8 +153,8 @@ def score(
     """Score a trained model on held-out data, or any model's codes given with --latents."""
     from sculptcli.errors import UserError, did_you_mean
     from sculptcli.metrics import METRICS, ScoreInput
-    from sculptcli.run import check_which
-    from sculptcli.scoring import checkpoint_input, read_latents_file, run_metrics
+    from sculptcli.run import check_which, checkpoint_input
+    from sculptcli.scoring import read_latents_file, run_metrics
 
     probe_list = [p.strip() for p in probes.split(",") if p.strip()]
     for p in probe_list:
@@ -184,8 +184,7 @@ def score(
         inp = ScoreInput(latents=z, factors=factors, seed=seed, options=options)
         source = {"latents_file": str(latents)}
     else:
-        from sculptcli.run import open_run
-        from sculptcli.scoring import checkpoint_source
+        from sculptcli.run import checkpoint_source, open_run
 
         run = open_run(target, which, device, trust_code)
         inp = checkpoint_input(run, n, seed, options)

@@ -170,8 +170,7 @@ def _swap(target, out: Path, seeds: int, seed: int | None, which: str, device: s
     import torch
 
     from sculptcli.errors import UserError
-    from sculptcli.run import open_run
-    from sculptcli.scoring import subspace_layout
+    from sculptcli.run import open_run, subspace_layout
     from sculptcli.viz import traverse as tv
 
     _check_png_and_rows(out, seeds, "pairs")

@@ -2,7 +2,7 @@
 
 from sculptcli.registry import Registry
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", field="data")
 
 from sculptcli.data import dsprites, folder, galaxy, quad, tensor, vision, xy  # noqa: E402,F401  (registers)
 from sculptcli.data.base import Batch, ImageData  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sculptcli.objectives.mmd import mmd2
+from sculptcli.stats.mmd import mmd2
 
 
 def cov_ratio(z: Tensor) -> float:

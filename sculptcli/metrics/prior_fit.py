@@ -11,7 +11,7 @@ import torch
 
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.distribution import subsample
-from sculptcli.objectives.mmd import mmd_permutation_test
+from sculptcli.stats.mmd import mmd_permutation_test
 
 PRIOR_TEST_N = 2000
 PRIOR_TEST_PERMUTATIONS = 200

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from sklearn import ensemble, linear_model, metrics, preprocessing, svm
 
-from sculptcli.objectives.mmd import mmd2
+from sculptcli.stats.mmd import mmd2
 
 BINS = 20
 MAX_CLASSES = 64  # factor columns with at most this many unique values are categorical

@@ -14,9 +14,9 @@ from torch import Tensor, nn
 from sculptcli.data.base import Batch
 from sculptcli.models.base import Encoded
 from sculptcli.objectives import DIVERGENCES
-from sculptcli.objectives.mmd import mmd2
 from sculptcli.priors.base import PriorSpec, Sampler
 from sculptcli.registry import Spec
+from sculptcli.stats.mmd import mmd2
 
 
 @dataclass

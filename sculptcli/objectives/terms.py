@@ -20,7 +20,7 @@ from sculptcli.models.base import Encoded
 from sculptcli.priors.base import PriorSpec, Sampler
 from sculptcli.registry import Registry, Spec
 
-TERMS = Registry("term")
+TERMS = Registry("term", field="terms")
 EPS = 1e-8
 
 
@@ -190,7 +190,7 @@ class MMDTC(TermSpec):
     )
 
     def __call__(self, enc, batch, prior):
-        from sculptcli.objectives.mmd import mmd2
+        from sculptcli.stats.mmd import mmd2
 
         z = enc.z.float()
         shuffled = torch.gather(z, 0, torch.rand(z.shape, device=z.device).argsort(0))

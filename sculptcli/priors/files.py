@@ -21,7 +21,7 @@ def adapter() -> TypeAdapter:
 
 
 def prior_presets_dir() -> Path:
-    from sculptcli.config import presets_dir
+    from sculptcli.presets import presets_dir
 
     return presets_dir() / "priors"
 
@@ -49,7 +49,7 @@ def resolve_prior_path(ref: str, base: Path | None = None) -> Path:
 def read_prior_mapping(path: Path, _depth: int = 0) -> dict[str, Any]:
     """The prior mapping in a file: either the spec itself or a mapping with a `prior:` key
     (a run config; its `prior: NAME_OR_PATH` reference is followed)."""
-    from sculptcli.config import read_yaml
+    from sculptcli.yamlfile import read_yaml
 
     data = read_yaml(path)
     if "type" not in data and "prior" in data:
@@ -74,15 +74,9 @@ def expand_prior_ref(value: Any, base: Path | None) -> Any:
 
 def load_prior(target: str, base: Path | None = None) -> PriorSpec:
     """A validated prior from a file or packaged prior name; errors name the key path and rule."""
-    from sculptcli.config import format_validation, load_config, preset_names
+    from sculptcli.validation import format_validation
 
-    path = None
-    try:
-        path = resolve_prior_path(target, base)
-    except UserError:
-        if target in preset_names():  # a run preset: its prior
-            return load_config(preset=target).prior
-        raise
+    path = resolve_prior_path(target, base)
     data = read_prior_mapping(path)
     try:
         return adapter().validate_python(data)

@@ -61,3 +61,17 @@ def check_run(cfg: RunConfig, data, device: torch.device) -> None:
             f"beyond the {MAX_STEPS:,} sculpt accepts",
             fix="give a budget in steps or epochs you can wait for",
         )
+
+
+def check_batch(batch_size: int, n_train: int, world: int) -> None:
+    """UserError when the global batch does not fit the training split or does not split over the processes."""
+    if batch_size > n_train:
+        raise UserError(
+            f"train.batch_size {batch_size} is larger than the {n_train} training images",
+            fix=f"set train.batch_size={max(1, n_train // 4)} or smaller, or add data",
+        )
+    if batch_size % world:
+        raise UserError(
+            f"train.batch_size {batch_size} is not divisible by the {world} processes",
+            fix="choose a batch size that is a multiple of --nproc",
+        )
