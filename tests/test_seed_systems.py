@@ -130,6 +130,7 @@ def test_qlae_trains_codes_that_take_only_codebook_values(run, cli, tmp_path):
                 "train.optimizer": "adamw",
                 "train.weight_decay": 0.1,
                 "train.grad_clip": 1.0,
+                "train.schedule": "constant",  # this tiny run collapses 3 of 4 codes under cosine decay
                 "score.metrics": ["lps", "infomec"],
             }
         )  # fmt: skip

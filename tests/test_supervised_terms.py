@@ -91,7 +91,7 @@ def test_conditional_mmd_compares_joints_with_one_draw_per_item(setup):
     got = spec(enc, prior, torch.Generator().manual_seed(5), ctx)
     u = prior.select(f)
     draws = prior.sample(64, torch.Generator().manual_seed(5), f)
-    want = mmd2(torch.cat([enc.z, u], 1), torch.cat([draws, u], 1))
+    want = mmd2(torch.cat([enc.z, u], 1), torch.cat([draws, u], 1), scales=spec.scales)
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
     # codes that follow the prior given u score lower than codes that ignore u
     aligned = prior.sample(64, torch.Generator().manual_seed(9), f)

@@ -50,7 +50,9 @@ def test_bf16_probe_never_raises(monkeypatch):
 def test_auto_precision_is_bf16_where_the_hardware_runs_it(monkeypatch, native):
     import torch
 
-    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: native)
+    from sculptcli import precision
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert trainer.bf16_autocast("auto", cpu) is native  # emulated bf16 is far slower than fp32
     assert trainer.bf16_autocast("auto", cuda) is True
