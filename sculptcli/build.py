@@ -7,11 +7,13 @@ data or checkpoints."""
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from sculptcli.errors import UserError
+
+if TYPE_CHECKING:  # validating a prior file (`sculpt prior validate`) imports no torch
+    import torch
+    from torch import Tensor
 
 _CHECKPOINT_CODES: dict[tuple, Tensor] = {}  # (checkpoint, mtime, n) -> its codes (CPU), once per process
 
@@ -20,10 +22,11 @@ def resolve_prior_codes(spec, device: torch.device | str = "cpu"):
     """Encode, once per process, the codes of every `empirical` prior in `spec` that reads a checkpoint, and hand
     them to it: the step that lets priors import nothing of models, data or checkpoints. Returns `spec`."""
     from sculptcli.priors.codependent import DEFAULT_CHECKPOINT_N
-    from sculptcli.run import checkpoint_codes
 
     for prior in spec.walk():
         if getattr(prior, "needs_codes", lambda: False)():
+            from sculptcli.run import checkpoint_codes  # (torch) only when a prior reads a checkpoint
+
             n = prior.n or DEFAULT_CHECKPOINT_N
             key = (str(prior.checkpoint), Path(prior.checkpoint).stat().st_mtime_ns, n)
             if key not in _CHECKPOINT_CODES:

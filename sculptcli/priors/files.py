@@ -21,7 +21,7 @@ def adapter() -> TypeAdapter:
 
 
 def prior_presets_dir() -> Path:
-    from sculptcli.config import presets_dir
+    from sculptcli.presetfiles import presets_dir
 
     return presets_dir() / "priors"
 
@@ -49,7 +49,7 @@ def resolve_prior_path(ref: str, base: Path | None = None) -> Path:
 def read_prior_mapping(path: Path, _depth: int = 0) -> dict[str, Any]:
     """The prior mapping in a file: either the spec itself or a mapping with a `prior:` key
     (a run config; its `prior: NAME_OR_PATH` reference is followed)."""
-    from sculptcli.config import read_yaml
+    from sculptcli.yamlfile import read_yaml
 
     data = read_yaml(path)
     if "type" not in data and "prior" in data:
