@@ -30,6 +30,7 @@ from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import input_scale_warning, run_warnings
 from sculptcli.training.preflight import check_run
 from sculptcli.training.report import Reporter
+from sculptcli.viz.curves import redraw_curves
 
 INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
 
@@ -337,6 +338,7 @@ def _train(
                 evals.append(last_eval)
                 last_eval["warnings"] = run_warnings(evals, cfg.model.latent_dim, objective.div.weight > 0)
                 append_jsonl(metrics_path, last_eval)
+                redraw_curves(run_dir, reporter.message)  # curves.png; a plotting failure only warns
                 reporter.evaluation(last_eval)
                 if last_eval["heldout_loss"] < best:
                     best = last_eval["heldout_loss"]
