@@ -60,7 +60,9 @@ DIR/                     one subfolder per class: label = the class
 ├── cats/x.jpg …
 └── dogs/y.png …
 """
-FIX_FOLDER = "give data.path=DIR (or path=DIR), a folder of .png/.jpg/.jpeg/.bmp/.webp images"
+FIX_FOLDER = (
+    "give data.path=DIR (path: DIR in a config file's data section), a folder of .png/.jpg/.jpeg/.bmp/.webp images"
+)
 
 
 def cache_dir() -> Path:

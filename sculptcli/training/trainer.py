@@ -165,7 +165,8 @@ def _train(
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     data = cfg.data.build(cfg.seed, device)
-    check_run(cfg, data, device)  # sizes against the data and the memory, before allocating
+    for note in check_run(cfg, data, device):  # sizes against the data and the memory, before allocating
+        reporter.message(f"note: {note}")
     model = place_model(cfg.model.build(data.shape), device)
     prior = build_prior(cfg.prior, cfg.model.latent_dim, device, data)
     objective = Objective(
