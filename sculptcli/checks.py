@@ -77,7 +77,7 @@ def device() -> dict[str, Any]:
         "count": 0,
         "bf16": "native (AVX512-BF16 or AMX)" if native else "emulated (no AVX512-BF16/AMX: slower than fp32)",
         "precision_auto": "bf16" if bf16_autocast("auto", torch.device("cpu")) else "fp32",
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_capability": getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")(),
     }
 
 
