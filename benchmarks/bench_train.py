@@ -96,6 +96,31 @@ def evaluation_seconds(cfg, device, repeats: int) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
+def curves_seconds(cfg, repeats: int) -> float:
+    """Median seconds of one `curves.png` redraw (what the trainer adds to each held-out evaluation) at the end of
+    a run of the config's length: a metrics.jsonl with a record every log_every steps and an evaluation every
+    eval_every, the largest file the run redraws from. The first draw (matplotlib's import) is left out."""
+    from sculptcli.viz.curves import write_curves
+
+    tr = cfg.train
+    steps = tr.steps or 10 * tr.eval_every
+    lines = []
+    for s in range(tr.log_every, steps + 1, tr.log_every):
+        lines.append({"step": s, "loss": 1 / s, "recon": 0.9 / s, "div": 0.1 / s, "img_per_s": 1e3, "time": s})
+        if s % tr.eval_every == 0:
+            lps = {f"lps_{p}": 0.3 for p in ("linear", "lgbm", "mlp")}
+            lines.append({"step": s, "split": "heldout", "nmse_db": -10.0, "mmd2_prior": 1e-3, **lps, "warnings": []})
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        write_curves(Path(d))
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            write_curves(Path(d))
+            runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="dsprites-mmd-gaussian")
@@ -135,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     eval_s, lps_s = evaluation_seconds(eval_cfg, device, args.repeats)
     train_s = eval_cfg.train.eval_every * med["sculpt"]
     share = eval_s / (eval_s + train_s)
+    curves_s = curves_seconds(eval_cfg, args.repeats)
+    curves_share = curves_s / (eval_s + train_s)
     result = {
         "benchmark": "train_step",
         "preset": args.preset,
@@ -151,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_lps_seconds": lps_s,
         "eval_share_of_training": share,
         "eval_target": "<= 0.10",
+        "curves_seconds": curves_s,
+        "curves_share_of_training": curves_share,
         **environment(),
     }
     print(
@@ -161,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"live evaluation (eval_every {eval_cfg.train.eval_every}, {eval_cfg.train.eval_n} held-out images, LPS "
         f"linear+lgbm+mlp): {eval_s:.2f} s each ({lps_s:.2f} s LPS) vs {train_s:.1f} s of training -> "
         f"{100 * share:.1f}% of training time (target <= 10%)"
+    )
+    print(
+        f"curves.png redrawn at each evaluation: {curves_s:.2f} s each -> {100 * curves_share:.2f}% of training time"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from sculptcli.errors import UserError
+
+if TYPE_CHECKING:  # validating a prior file (`sculpt prior validate`) imports no torch
+    import torch
+    from torch import Tensor
 
 _CHECKPOINT_CODES: dict[tuple, Tensor] = {}  # (checkpoint, mtime, n) -> its codes (CPU), once per process
 
@@ -23,11 +24,12 @@ _CHECKPOINT_CODES: dict[tuple, Tensor] = {}  # (checkpoint, mtime, n) -> its cod
 def resolve_prior_codes(spec, device: torch.device | str = "cpu"):
     """Encode, once per process, the codes of every `empirical` prior in `spec` that reads a checkpoint, and hand
     them to it: the step that lets priors import nothing of models, data or checkpoints. Returns `spec`."""
-    from sculptcli.codes import checkpoint_codes
     from sculptcli.priors.codependent import DEFAULT_CHECKPOINT_N
 
     for prior in spec.walk():
         if getattr(prior, "needs_codes", lambda: False)():
+            from sculptcli.codes import checkpoint_codes  # (torch) only when a prior reads a checkpoint
+
             n = prior.n or DEFAULT_CHECKPOINT_N
             key = (str(prior.checkpoint), Path(prior.checkpoint).stat().st_mtime_ns, n)
             if key not in _CHECKPOINT_CODES:
@@ -68,16 +70,19 @@ class Built:
     batch_size: int  # the global batch
     shard: slice  # this process's share of each global batch
     use_bf16: bool  # bf16 autocast (train.precision resolved on this device)
+    notes: list[str]  # what the preflight fitted to the data (held-out sizes a preset set, shrunk), said at start
 
 
 def build_run(cfg, device: torch.device, dist) -> Built:
     """Build data, model, prior, objective and optimizer from a run config on `device`, after every preflight
     check: sizes against the data and the memory, the batch against the data and the processes (UserError, exit 2).
     The global seed is set first, so the model's initial weights follow `cfg.seed`."""
+    import torch
+
     from sculptcli.objectives import Objective
     from sculptcli.optim import make_optimizer
     from sculptcli.precision import bf16_autocast
-    from sculptcli.preflight import check_batch, check_run
+    from sculptcli.preflight import check_run, check_world
 
     torch.manual_seed(cfg.seed)
     use_bf16 = bf16_autocast(cfg.train.precision, device)
@@ -86,7 +91,7 @@ def build_run(cfg, device: torch.device, dist) -> Built:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     data = cfg.data.build(cfg.seed, device)
-    check_run(cfg, data, device)  # sizes against the data and the memory, before allocating
+    notes = check_run(cfg, data, device)  # every size against the data and the memory, before allocating
     model = place_model(cfg.model.build(data.shape), device)
     prior = build_prior(cfg.prior, cfg.model.latent_dim, device, data)
     objective = Objective(
@@ -94,7 +99,7 @@ def build_run(cfg, device: torch.device, dist) -> Built:
     )
     optimizer = make_optimizer(cfg.train, model)
     bs = cfg.train.batch_size
-    check_batch(bs, data.n_train, dist.world)
+    check_world(bs, dist.world)
     net: torch.nn.Module = model
     if dist.enabled:
         net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -104,11 +109,13 @@ def build_run(cfg, device: torch.device, dist) -> Built:
     forward = torch.compile(net) if cfg.train.compile else net
     shard = slice(dist.rank * bs // dist.world, (dist.rank + 1) * bs // dist.world)
     total = cfg.train.total_steps(data.n_train)
-    return Built(data, model, forward, prior, objective, optimizer, total, bs, shard, use_bf16)
+    return Built(data, model, forward, prior, objective, optimizer, total, bs, shard, use_bf16, notes)
 
 
 def place_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """`model` on the training device; on CUDA in channels_last too, in one conversion."""
+    import torch
+
     if device.type == "cuda":
         return model.to(device, memory_format=torch.channels_last)
     return model.to(device)

@@ -14,6 +14,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -23,16 +24,12 @@ from sculptcli.data import DATASETS
 from sculptcli.errors import UserError, did_you_mean
 from sculptcli.models import MODELS
 from sculptcli.objectives import ObjectiveSpec
-from sculptcli.presets import preset_names as preset_names  # re-exported: where callers looked before
-from sculptcli.presets import preset_path as preset_path
-from sculptcli.presets import presets_dir as presets_dir
+from sculptcli.presetfiles import preset_names, preset_path, presets_dir  # noqa: F401  (imported from here too)
 from sculptcli.priors import PRIORS
 from sculptcli.priors.files import expand_prior_ref
 from sculptcli.registry import Spec
 from sculptcli.validation import format_validation as format_validation
-from sculptcli.yamlfile import StrictLoader as StrictLoader
-from sculptcli.yamlfile import load_yaml_text as load_yaml_text
-from sculptcli.yamlfile import read_yaml as read_yaml
+from sculptcli.yamlfile import StrictLoader, load_yaml_text, read_yaml  # noqa: F401  (imported from here too)
 
 MAX_STEPS = 10**9  # a budget beyond this is a typo (1e300 epochs), not a plan
 
@@ -134,6 +131,14 @@ class RunConfig(Spec):
     budgets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="named override sets, e.g. quick (CPU) and full (the paper's)"
     )
+    # the dotted keys given on the command line (overrides): sizes there stay strict, a preset's shrink to the data
+    _given: set[str] = PrivateAttr(default_factory=set)
+
+    def __eq__(self, other: object) -> bool:
+        """The same values: where a key came from (`_given`) is not part of a config's value."""
+        if not isinstance(other, RunConfig):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
 
     @model_validator(mode="after")
     def _fits_together(self):
@@ -291,16 +296,70 @@ def validate_config(data: dict[str, Any], source: str) -> RunConfig:
         ) from None
 
 
+def _switch_data_type(raw: dict[str, Any], overrides: list[str], notes: list[str]) -> dict[str, Any]:
+    """`raw` with `overrides` applied; when they change `data.type`, the preset's keys of the old type are left out
+    (they belong to another dataset: `data: unknown key 'root'` otherwise), saying so in one note."""
+    data = apply_overrides(raw, overrides)
+    old, new = raw.get("data"), data.get("data")
+    if not (isinstance(old, dict) and isinstance(new, dict)) or old.get("type") == new.get("type"):
+        return data
+    data = apply_overrides({**raw, "data": {}}, overrides)
+    dropped = sorted(set(old) - set(data["data"]) - {"type"})
+    if dropped:
+        notes.append(
+            f"data.type {old.get('type')} → {data['data'].get('type')}: the preset's data keys of "
+            f"{old.get('type')} are left out ({', '.join(dropped)}); give data.KEY=VALUE to set those of the new type"
+        )
+    return data
+
+
+def _auto_pad(raw: dict[str, Any], cfg: RunConfig, source: str, notes: list[str]) -> RunConfig:
+    """Pad images whose sides the conv model's stride-2 layers cannot halve all the way (28×28 with 4 layers) to
+    the next size they can, when the data has `pad_to` and it is not set; saying so in a note."""
+    layers = getattr(cfg.model, "layers", None)
+    check = getattr(cfg.model, "check_shape", None)
+    if layers is None or check is None or "pad_to" not in type(cfg.data).model_fields or cfg.data.pad_to is not None:
+        return cfg
+    if "data.pad_to" in cfg._given:
+        return cfg
+    try:
+        c, h, w = cfg.data.image_shape()
+        check((c, h, w))
+        return cfg
+    except ValueError:
+        pass
+    except Exception:  # noqa: BLE001 - the data cannot say its shape yet (a missing file): the build will say why
+        return cfg
+    f = 2**layers
+    side = -(-max(h, w) // f) * f
+    fixed = validate_config({**raw, "data": {**raw["data"], "pad_to": side}}, source)
+    fixed._given = cfg._given
+    notes.append(
+        f"data: {h}×{w} images are padded to {side}×{side} (data.pad_to={side}): model.layers={layers} stride-2 "
+        f"layers need sides divisible by {f}; set data.pad_to or model.layers to choose otherwise"
+    )
+    return fixed
+
+
+def given_key(arg: str) -> str:
+    """The dotted key of a `key=value` override."""
+    return ".".join(parse_override(arg)[0])
+
+
 def load_config(
     preset: str | None = None,
     config: Path | None = None,
     overrides: list[str] | None = None,
     budget: str | None = None,
     device_is_cuda: bool = False,
+    notes: list[str] | None = None,
 ) -> RunConfig:
     """preset or YAML -> budget -> overrides -> validated RunConfig.
 
-    budget None means: 'full' on CUDA and 'quick' on CPU when the config defines them."""
+    budget None means: 'full' on CUDA and 'quick' on CPU when the config defines them. What was adapted on the way
+    (the old data type's keys left out, images padded for the model) is appended to `notes` for the caller to say;
+    the override keys are recorded on the config (`_given`) so that sizes given there stay strict."""
+    notes = [] if notes is None else notes
     if (preset is None) == (config is None):
         raise UserError(
             "give exactly one of --preset NAME or --config FILE", fix="e.g. sculpt train --preset dsprites-mmd-gaussian"
@@ -314,10 +373,12 @@ def load_config(
     raw = apply_budget(raw, budget)
     if "prior" in raw:  # a referenced prior file, inlined so that overrides can reach into it
         raw["prior"] = expand_prior_ref(raw["prior"], path.parent)
-    raw = apply_overrides(raw, overrides or [])
+    raw = _switch_data_type(raw, overrides or [], notes)
     if "prior" in raw:  # `prior=NAME_OR_PATH` given as an override
         raw["prior"] = expand_prior_ref(raw["prior"], Path.cwd())
-    return validate_config(raw, str(path))
+    cfg = validate_config(raw, str(path))
+    cfg._given = {given_key(a) for a in overrides or []}
+    return _auto_pad(raw, cfg, str(path), notes)
 
 
 def load_prior_or_preset(target: str) -> Any:

@@ -41,35 +41,85 @@ def model_parameters(cfg: RunConfig, shape: tuple[int, int, int]) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def check_run(cfg: RunConfig, data, device: torch.device) -> None:
-    """UserError (exit 2) when the run cannot work on this data or machine, naming the key and the fix."""
-    held = n_heldout(data)
-    heldout_size(cfg.train, "eval_n", held)
-    heldout_size(cfg.score, "n", held)
-    params = model_parameters(cfg, data.shape)
-    need, have = params * BYTES_PER_PARAM, available_memory(device)
-    if need > have:
-        raise UserError(
-            f"model: {params:,} parameters: training needs about {need / 2**30:.1f} GiB, "
-            f"{have / 2**30:.1f} GiB are available on {device}",
-            fix="make the model smaller (model.fc_hidden, model.width, model.max_width, model.latent_dim)",
+SIZES = (("train", "eval_n"), ("score", "n"))  # held-out sizes a preset sets for its own (large) data
+
+
+def fit_sizes(cfg: RunConfig, held: int) -> tuple[list[str], list[UserError]]:
+    """Held-out sizes against a split of `held` images: one a preset (or config file) sets shrinks to the split,
+    with a note (the run's config.yaml records the new value); one given on the command line stays strict and is
+    a problem. Returns (notes, problems)."""
+    notes, problems = [], []
+    given = getattr(cfg, "_given", set())
+    for section, key in SIZES:
+        spec = getattr(cfg, section)
+        n = getattr(spec, key)
+        if n <= held:
+            continue
+        if f"{section}.{key}" in given:
+            try:
+                heldout_size(spec, key, held)
+            except UserError as e:
+                problems.append(e)
+            continue
+        setattr(spec, key, held)
+        notes.append(f"{section}.{key} {n} → {held}: the held-out split has {held} images")
+    return notes, problems
+
+
+def check_run(cfg: RunConfig, data, device: torch.device) -> list[str]:
+    """Every reason the run cannot work on this data or machine, in one UserError (exit 2) naming the keys and the
+    fixes; else the notes on what was fitted to the data (held-out sizes a preset set, shrunk to a small split)."""
+    notes, problems = fit_sizes(cfg, n_heldout(data))
+    bs = cfg.train.batch_size
+    if bs > data.n_train:
+        problems.append(
+            UserError(
+                f"train.batch_size {bs} is larger than the {data.n_train} training images",
+                fix=f"set train.batch_size={max(1, data.n_train // 4)} or smaller, or add data",
+            )
         )
+    params = None
+    try:
+        params = model_parameters(cfg, data.shape)
+    except UserError as e:
+        problems.append(e)
+    if params is not None:
+        need, have = params * BYTES_PER_PARAM, available_memory(device)
+        if need > have:
+            problems.append(
+                UserError(
+                    f"model: {params:,} parameters: training needs about {need / 2**30:.1f} GiB, "
+                    f"{have / 2**30:.1f} GiB are available on {device}",
+                    fix="make the model smaller (model.fc_hidden, model.width, model.max_width, model.latent_dim)",
+                )
+            )
     total = cfg.train.total_steps(data.n_train)
     if total > MAX_STEPS:
-        raise UserError(
-            f"{'train.epochs' if cfg.train.epochs is not None else 'train.steps'} gives {total:,} optimizer steps, "
-            f"beyond the {MAX_STEPS:,} sculpt accepts",
-            fix="give a budget in steps or epochs you can wait for",
+        problems.append(
+            UserError(
+                f"{'train.epochs' if cfg.train.epochs is not None else 'train.steps'} gives {total:,} optimizer "
+                f"steps, beyond the {MAX_STEPS:,} sculpt accepts",
+                fix="give a budget in steps or epochs you can wait for",
+            )
         )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserError(
+            f"{len(problems)} problems with this run:\n"
+            + "\n".join(f"  - {_line(p)}" for p in problems),
+            fix="correct each key above, then run again",
+        )
+    return notes
 
 
-def check_batch(batch_size: int, n_train: int, world: int) -> None:
-    """UserError when the global batch does not fit the training split or does not split over the processes."""
-    if batch_size > n_train:
-        raise UserError(
-            f"train.batch_size {batch_size} is larger than the {n_train} training images",
-            fix=f"set train.batch_size={max(1, n_train // 4)} or smaller, or add data",
-        )
+def _line(e: UserError) -> str:
+    head = f"{e.where}: {e.what}" if e.where else e.what
+    return head + (f" (fix: {e.fix})" if e.fix else "")
+
+
+def check_world(batch_size: int, world: int) -> None:
+    """UserError when the global batch does not split evenly over the processes of a distributed run."""
     if batch_size % world:
         raise UserError(
             f"train.batch_size {batch_size} is not divisible by the {world} processes",

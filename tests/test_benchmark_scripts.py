@@ -29,3 +29,4 @@ def test_bench_train_smoke():
     r = bench_train.main(["--preset", "xy-mmd-gaussian", "--steps", "3", "--repeats", "1", "--device", "cpu"])
     assert r["bare_steps_per_s"] > 0 and r["sculpt_steps_per_s"] > 0
     assert 0 < r["eval_share_of_training"] < 1 and r["eval_n"] == 281
+    assert 0 < r["curves_share_of_training"] < 1

@@ -18,8 +18,8 @@ ROOT = Path(sculptcli.__file__).resolve().parent
 LAYERS: list[list[str]] = [
     # leaves and plumbing: errors, registries, YAML, presets, validation messages, files, devices, statistics
     ["sculptcli", "sculptcli.errors", "sculptcli.faults", "sculptcli.registry", "sculptcli.provenance",
-     "sculptcli.yamlfile", "sculptcli.presets", "sculptcli.validation", "sculptcli.io", "sculptcli.device",
-     "sculptcli.precision", "sculptcli.stats", "sculptcli.ckptfile", "sculptcli.rundir"],
+     "sculptcli.yamlfile", "sculptcli.presetfiles", "sculptcli.validation", "sculptcli.io", "sculptcli.device",
+     "sculptcli.precision", "sculptcli.stats", "sculptcli.ckptfile", "sculptcli.rundir", "sculptcli.lazy"],
     # components, registered by name
     ["sculptcli.priors", "sculptcli.data", "sculptcli.models", "sculptcli.objectives", "sculptcli.metrics"],
     # the run configuration
@@ -30,11 +30,11 @@ LAYERS: list[list[str]] = [
     # the run station's reading half and scoring
     ["sculptcli.scoring", "sculptcli.run", "sculptcli.aggregate"],
     # what uses runs: figures, latent copying, the trainer
-    ["sculptcli.viz", "sculptcli.copying", "sculptcli.training"],
+    ["sculptcli.viz", "sculptcli.copying", "sculptcli.training", "sculptcli.checks"],
     # the two doors
     ["sculptcli.api", "sculptcli.cli", "sculptcli.__main__"],
 ]  # fmt: skip
-LEAVES = {"sculptcli.yamlfile", "sculptcli.presets", "sculptcli.validation"}  # import only errors and registry
+LEAVES = {"sculptcli.yamlfile", "sculptcli.presetfiles", "sculptcli.validation"}  # import only errors and registry
 
 
 def modules() -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sculptcli import __version__
-from sculptcli.cli import compare, copy_latent, presets, prior, score, train, traverse
+from sculptcli.cli import checks, compare, copy_latent, presets, prior, score, train, traverse
 
 app = typer.Typer(
     name="sculpt",
@@ -28,6 +28,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help=copy_latent.copy_latent.__doc__,
 )(copy_latent.copy_latent)
+app.command("checks", help=checks.checks.__doc__)(checks.checks)
 app.add_typer(presets.app, name="presets")
 app.add_typer(prior.app, name="prior")
 

@@ -20,6 +20,9 @@ def compare(
     csv_out: Path = typer.Option(None, "--csv", help="also write the table as CSV (mean and std columns)"),
     md_out: Path = typer.Option(None, "--md", help="also write the table as Markdown"),
     digits: int = typer.Option(3, "--digits", min=0, max=8, help="decimals shown"),
+    plot: Path = typer.Option(
+        None, "--plot", help="also draw LPS-lgbm against NMSE dB (one dot per run, mean ± std per group) to a PNG"
+    ),
 ):
     """Compare scored runs: one row per preset (or --group-by key), mean ± std over its seeds."""
     from sculptcli.aggregate import aggregate, choose_columns, to_csv, to_markdown
@@ -37,6 +40,11 @@ def compare(
     if md_out is not None:
         atomic_write_text(md_out, to_markdown(rows, cols, digits))
         console.print(f"Markdown written to {md_out}")
+    if plot is not None:
+        from sculptcli.viz.compare_plot import write_compare_plot
+
+        write_compare_plot(rows, plot)
+        console.print(f"plot written to {plot}")
 
 
 def _print_table(rows, cols: list[str], digits: int) -> None:

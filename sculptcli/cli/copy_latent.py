@@ -11,10 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sculptcli import provenance
 from sculptcli.cli.common import console, is_tty, overrides_from, user_errors
 
 MIN_EVAL = 20
+
+
+def _versions() -> dict:
+    from sculptcli import provenance
+
+    return provenance.versions()
 
 
 def _check_out(out: Path) -> None:
@@ -241,7 +246,7 @@ def copy_latent(
             "untrained": "the student's architecture at step 0, initialised with the student's seed",
             "device": dev.type,
             "seconds": seconds,
-            "versions": provenance.versions(),
+            "versions": _versions(),
         },
     }
     atomic_write_text(out / copying.REPORT_FILE, json.dumps(report, indent=2))

@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from sculptcli.cli.common import console, user_errors
-from sculptcli.config import load_config, preset_names, preset_path, presets_dir
 from sculptcli.errors import UserError
+from sculptcli.presetfiles import preset_names, preset_path, presets_dir
 
 app = typer.Typer(help="List, show, copy and validate the packaged presets.", no_args_is_help=True)
 
@@ -67,6 +67,8 @@ def copy(
 @user_errors
 def validate(target: str = typer.Argument(..., help="a preset name or a YAML config file")):
     """Check a preset or config file against the schema without running it."""
+    from sculptcli.config import load_config
+
     path = Path(target)
     is_file = path.suffix in (".yaml", ".yml") or path.exists()
     cfg = load_config(preset=None if is_file else target, config=path if is_file else None)

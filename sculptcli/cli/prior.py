@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
-from pydantic_core import PydanticUndefined
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -16,7 +15,9 @@ from rich.tree import Tree
 
 from sculptcli.cli.common import console, user_errors
 from sculptcli.errors import UserError
-from sculptcli.priors import PRIORS, PriorSpec
+
+if TYPE_CHECKING:
+    from sculptcli.priors import PriorSpec
 
 app = typer.Typer(help="List, validate, sample, show, plot and compare priors.", no_args_is_help=True)
 
@@ -60,6 +61,8 @@ def type_name(ann: Any) -> str:
         base, *meta = get_args(ann)
         return type_name(base) + _constraints(meta)
     if origin in (Union, types.UnionType):
+        from sculptcli.priors import PriorSpec
+
         args = get_args(ann)
         if all(isinstance(a, type) and issubclass(a, PriorSpec) for a in args):
             return "prior"
@@ -78,6 +81,8 @@ def _default(field) -> str:
         return "required"
     if field.default_factory is not None:
         return "(computed)"
+    from pydantic_core import PydanticUndefined
+
     if field.default is None or field.default is PydanticUndefined:
         return "null"
     return json.dumps(field.default) if isinstance(field.default, int | float | str | list) else str(field.default)
@@ -149,6 +154,7 @@ def _tree(block, label: str | None = None) -> Tree:
 @user_errors
 def list_priors():
     """The prior types (with their parameters) and the packaged prior files."""
+    from sculptcli.priors import PRIORS
     from sculptcli.priors.files import prior_preset_names, prior_presets_dir
 
     table = Table(title="prior types", title_justify="left", show_lines=True)

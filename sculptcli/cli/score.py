@@ -9,7 +9,6 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from sculptcli.aggregate import flatten
 from sculptcli.cli.common import console, user_errors
 
 FACTOR_ROWS = [
@@ -87,6 +86,8 @@ def render_report(report: dict, title: str) -> None:
     ks = report.get("ks")
     if ks is not None:
         table.add_row("KS max", f"{ks['max']:.4f}", "largest per-dim two-sample KS vs prior marginal · 0 = matched")
+    from sculptcli.aggregate import flatten
+
     flat = flatten(report)
     for key, label, text in FACTOR_ROWS:
         if key in flat:

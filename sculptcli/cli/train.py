@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,6 +45,12 @@ def train(
     nproc: int = typer.Option(
         1, "--nproc", min=1, help="processes (one per GPU) for DistributedDataParallel, launched with torchrun"
     ),
+    data: Path = typer.Option(
+        None,
+        "--data",
+        help="your data for the recipe: a .safetensors/.npz tensor file (data.type=tensor) or a folder of images "
+        "(data.type=folder); the preset's own data keys are left out",
+    ),
 ):
     """Train an autoencoder whose latent distribution is sculpted toward the declared prior.
 
@@ -66,7 +73,7 @@ def train(
         words.remove("auto")
         ctx.args = words
     mode = "auto" if auto else "resume" if resume else "new"
-    overrides = overrides_from(ctx, "train")
+    overrides = _data_flag(data) + overrides_from(ctx, "train")
     requested = resolve_device(device)
     dist = from_env(requested)
     dev = dist.device(requested)
@@ -100,12 +107,17 @@ def train(
         extra = ([f"seed={seed}"] if seed is not None else []) + (
             [f"train.steps={max_steps}", "train.epochs=null"] if max_steps is not None else []
         )
-        cfg = load_config(preset, config, overrides + extra, budget, device_is_cuda=dev.type == "cuda")
+        notes: list[str] = []
+        cfg = load_config(preset, config, overrides + extra, budget, device_is_cuda=dev.type == "cuda", notes=notes)
         if data_overrides:
             _check_data_flags(cfg, data_dir, download)
+            notes = []
             cfg = load_config(
-                preset, config, overrides + extra + data_overrides, budget, device_is_cuda=dev.type == "cuda"
+                preset, config, overrides + extra + data_overrides, budget, dev.type == "cuda", notes=notes
             )
+        if not quiet:
+            for note in notes:
+                console.print(f"note: {note}", markup=False, highlight=False)
         if seeds > 1:
             _train_seeds(cfg, out, seeds, dev, quiet, no_score)
             return
@@ -171,6 +183,27 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
         console.print(f"run directory: [bold]{run_dir}[/]" if is_tty() else f"run directory: {run_dir}")
 
 
+def _data_flag(data: Path | None) -> list[str]:
+    """`--data FILE_OR_DIR` as overrides: a tensor file -> data.type=tensor, a folder -> data.type=folder."""
+    if data is None:
+        return []
+    from sculptcli.errors import UserError
+
+    path = data.expanduser()
+    if path.is_dir():
+        kind = "folder"
+    elif path.is_file() and path.suffix in (".safetensors", ".npz"):
+        kind = "tensor"
+    elif path.is_file():
+        raise UserError(
+            f"--data {data}: a '{path.suffix}' file is not a tensor file sculpt reads",
+            fix="give a .safetensors or .npz file holding 'images', or a folder of images",
+        )
+    else:
+        raise UserError(f"--data {data}: no such file or folder", fix="check the path")
+    return [f"data.type={kind}", f"data.path={json.dumps(str(path.resolve()))}"]
+
+
 def _check_data_flags(cfg, data_dir: Path | None, download: bool) -> None:
     from sculptcli.errors import UserError
 
@@ -194,6 +227,7 @@ def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: 
     parent = new_run_dir(cfg.name or "run", out)
     for s in range(cfg.seed, cfg.seed + seeds):
         one = validate_config({**cfg.model_dump(mode="json"), "seed": s}, "--seeds")
+        one._given = cfg._given  # sizes given on the command line stay strict in every seed's run
         claim = claim_run_dir("", Path(parent) / f"seed-{s}", "new")
         run_dir = claim.path
         before = previous_latest()

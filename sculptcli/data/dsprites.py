@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -43,18 +48,15 @@ _WIN_HALF = 13
 WINDOW = 2 * _WIN_HALF
 _CHUNK = 16_384  # render larger requests in chunks to bound the intermediate tensors
 
-_SCALE_VALUES = torch.linspace(0.5, 1.0, 6, dtype=torch.float64).tolist()
-_ORIENT_VALUES = torch.linspace(0.0, 2 * math.pi, 40, dtype=torch.float64).tolist()
-_POS_VALUES = torch.linspace(0.0, 1.0, 32, dtype=torch.float64).tolist()
 
 
 @functools.lru_cache(maxsize=8)
 def _tables(device: torch.device) -> dict[str, Tensor]:
     """Per-device lookup tables (factor class -> value / rendering constant) and pixel offsets."""
     f64 = torch.float64
-    scale = torch.tensor(_SCALE_VALUES, dtype=f64)
-    orient = torch.tensor(_ORIENT_VALUES, dtype=f64)
-    pos = torch.tensor(_POS_VALUES, dtype=f64)
+    scale = torch.linspace(0.5, 1.0, 6, dtype=f64)
+    orient = torch.linspace(0.0, 2 * math.pi, 40, dtype=f64)
+    pos = torch.linspace(0.0, 1.0, 32, dtype=f64)
     # Trig in float64 and rounded once, so orientation 2π draws exactly the image of orientation 0.
     cos, sin = orient.cos(), orient.sin()
     inv = 1.0 / (scale * HALF)

@@ -22,10 +22,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
 from pydantic import Field, PositiveInt, model_validator
 
 from sculptcli.data import DATASETS
@@ -40,6 +38,14 @@ from sculptcli.data.vision import (
     save_cache,
 )
 from sculptcli.errors import UserError
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
 
 HELDOUT_SEED = 1_000_033  # the held-out split is drawn with this seed, never with the run seed
 MAX_HELDOUT = 10_000  # a fractional held-out split is capped at this many images
@@ -54,7 +60,9 @@ DIR/                     one subfolder per class: label = the class
 ├── cats/x.jpg …
 └── dogs/y.png …
 """
-FIX_FOLDER = "give data.path=DIR (or path=DIR), a folder of .png/.jpg/.jpeg/.bmp/.webp images"
+FIX_FOLDER = (
+    "give data.path=DIR (path: DIR in a config file's data section), a folder of .png/.jpg/.jpeg/.bmp/.webp images"
+)
 
 
 def cache_dir() -> Path:

@@ -53,18 +53,25 @@ import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
+    F = lazy("torch.nn.functional")
 
 FACTOR_NAMES = ("flux", "radius", "g1", "g2", "psf_fwhm")
 RANGES = ((1e4, 1e5), (0.1, 1.0), (-0.5, 0.5), (-0.5, 0.5), (0.2, 0.4))

@@ -25,14 +25,19 @@ on the device and rendered per batch (no images cached); the held-out images of 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, field_validator
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 SIDE = 64
 VARIABLES = ("quad1", "quad2", "quad3", "quad4", "size", "color", "shape", "orientation")

@@ -20,16 +20,22 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
 from pydantic import Field, PositiveInt, model_validator
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import Tensor
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
 
 HELDOUT_SEED = 1_000_017  # the held-out split is drawn with this seed, never with the run seed
 SUFFIXES = (".safetensors", ".npz")

@@ -38,18 +38,25 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
 from sculptcli.errors import UserError
 from sculptcli.io import atomic_write
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
+    F = lazy("torch.nn.functional")
 
 DATA_DIR_ENV = "SCULPT_DATA_DIR"
 DEFAULT_ROOT = "data"

@@ -28,14 +28,19 @@ only the held-out images are cached. Nothing goes through the host per batch.
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field, model_validator
-from torch import Tensor
 
 from sculptcli.data import DATASETS
 from sculptcli.data.base import Batch, DataSpec, ImageData
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 RES = 84  # the generated frame, before padding
 LOW = 15  # the smallest centre coordinate at the largest radius (the original grid is 15…67)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, nn
 
-
-class Encoded(NamedTuple):
-    mean: Tensor  # posterior mean (the representation that is scored)
-    logvar: Tensor | None  # None for a deterministic encoder
-    z: Tensor  # the code fed to the decoder: mean, or a reparameterised sample
-    pre: Tensor | None = None  # a quantised model's continuous code before quantisation
-    quantized: Tensor | None = None  # its nearest codebook values, with the gradient to the codebook
+from sculptcli.models.encoded import Encoded  # noqa: F401  (defined torch-free; imported from here too)
 
 
 class Quantizer(nn.Module):

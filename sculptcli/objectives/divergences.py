@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
-from torch import Tensor, nn
 
 from sculptcli.data.base import Batch
-from sculptcli.models.base import Encoded
+from sculptcli.lazy import lazy
+from sculptcli.models.encoded import Encoded
 from sculptcli.objectives import DIVERGENCES
 from sculptcli.priors.base import PriorSpec, Sampler
 from sculptcli.registry import Spec
 from sculptcli.stats.mmd import mmd2
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor, nn
+else:
+    torch = lazy("torch")
+    F = lazy("torch.nn.functional")
+    nn = lazy("torch.nn")
 
 
 @dataclass
@@ -236,23 +243,6 @@ class TCVAE(DivergenceSpec):
         return self.alpha * p["mi"] + self.beta * p["tc"] + self.gamma * p["dim_kl"]
 
 
-class Discriminator(nn.Module):
-    """FactorVAE's discriminator: an MLP from a code to the logit of "drawn from q(z)" vs "from Π_j q(z_j)"."""
-
-    def __init__(self, latent_dim: int, hidden: int, layers: int):
-        super().__init__()
-        mods: list[nn.Module] = []
-        width = latent_dim
-        for _ in range(layers - 1):
-            mods += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
-            width = hidden
-        mods.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*mods)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).squeeze(1)
-
-
 @DIVERGENCES.register
 class FactorTC(DivergenceSpec):
     """FactorVAE: KL(q(z|x) ‖ p(z)) + γ·TC, TC estimated by a discriminator's log-odds (Kim & Mnih 2018).
@@ -272,6 +262,8 @@ class FactorTC(DivergenceSpec):
     needs_gaussian_prior: ClassVar[bool] = True
 
     def make_aux(self, latent_dim):
+        from sculptcli.objectives.discriminator import Discriminator
+
         return Discriminator(latent_dim, self.disc_hidden, self.disc_layers)
 
     def make_aux_optimizer(self, aux):

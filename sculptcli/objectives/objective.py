@@ -5,20 +5,26 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt
-from torch import Tensor
 
 from sculptcli.data.base import Batch
-from sculptcli.models.base import Encoded
+from sculptcli.lazy import lazy
+from sculptcli.models.encoded import Encoded
 from sculptcli.objectives import DIVERGENCES
 from sculptcli.objectives.divergences import DivergenceContext
 from sculptcli.objectives.terms import TERMS
 from sculptcli.priors.base import Sampler
 from sculptcli.registry import Spec
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:
+    torch = lazy("torch")
+    F = lazy("torch.nn.functional")
 
 LOG_EPS = 1e-10  # log_mse's offset (Aux-VAE's)
 

@@ -9,16 +9,21 @@ len(factors) × dims_per_factor dims."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
-from torch import Tensor
 
 from sculptcli.data.base import Batch
-from sculptcli.models.base import Encoded
+from sculptcli.lazy import lazy
+from sculptcli.models.encoded import Encoded
 from sculptcli.priors.base import PriorSpec, Sampler
 from sculptcli.registry import Registry, Spec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 TERMS = Registry("term", field="terms")
 EPS = 1e-8

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
 from pydantic import ConfigDict, Field
-from torch import Tensor
 
+from sculptcli.lazy import lazy
 from sculptcli.registry import Spec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 
 class Sampler:

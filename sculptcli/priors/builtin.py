@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, PositiveFloat, model_validator
-from torch import Tensor
 
+from sculptcli.lazy import lazy
 from sculptcli.priors import PRIORS
 from sculptcli.priors.base import PriorSpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 
 def _rand(shape, generator, device) -> Tensor:

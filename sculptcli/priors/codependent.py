@@ -15,18 +15,25 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, PrivateAttr, field_validator, model_validator
-from torch import Tensor
 
 from sculptcli.ckptfile import checkpoint_latent_dim
 from sculptcli.errors import UserError, did_you_mean
+from sculptcli.lazy import lazy
 from sculptcli.priors import PRIORS
 from sculptcli.priors.base import PriorSpec, Sampler
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
+    F = lazy("torch.nn.functional")
 
 LATENT_SUFFIXES = (".safetensors", ".npy")
 DEFAULT_CHECKPOINT_N = 20_000
@@ -321,14 +328,14 @@ class Torus(PriorSpec):
 
 # ---------------------------------------------------------------- transform
 
-FUNCTIONS = {
-    "tanh": torch.tanh,
-    "exp": torch.exp,
+FUNCTIONS = {  # torch looked up at call time: defining the prior specs imports no torch
+    "tanh": lambda x: torch.tanh(x),
+    "exp": lambda x: torch.exp(x),
     "cube": lambda x: x * x * x,
-    "sigmoid": torch.sigmoid,
-    "softplus": F.softplus,
-    "square": torch.square,
-    "abs": torch.abs,
+    "sigmoid": lambda x: torch.sigmoid(x),
+    "softplus": lambda x: F.softplus(x),
+    "square": lambda x: torch.square(x),
+    "abs": lambda x: torch.abs(x),
 }
 FunctionName = Literal["tanh", "exp", "cube", "sigmoid", "softplus", "square", "abs"]
 assert set(get_args(FunctionName)) == set(FUNCTIONS)

@@ -14,14 +14,19 @@ item's prior draw is taken given its own u, and the MMD compares (z, ũ) of the 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field, PositiveFloat
-from torch import Tensor
 
+from sculptcli.lazy import lazy
 from sculptcli.priors import PRIORS
 from sculptcli.priors.base import PriorSpec, Sampler
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
 
 
 @PRIORS.register

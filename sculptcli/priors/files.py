@@ -21,7 +21,7 @@ def adapter() -> TypeAdapter:
 
 
 def prior_presets_dir() -> Path:
-    from sculptcli.presets import presets_dir
+    from sculptcli.presetfiles import presets_dir
 
     return presets_dir() / "priors"
 

@@ -4,14 +4,19 @@ and lay out where each block of a product sits in the latent vector."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from sculptcli.errors import UserError
+from sculptcli.lazy import lazy
 from sculptcli.priors.base import PriorSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import Tensor
+else:
+    np = lazy("numpy")
+    torch = lazy("torch")
 
 QUANTILES = (0.02, 0.25, 0.5, 0.75, 0.98)
 
@@ -62,7 +67,10 @@ class DimStats:
 
 def dim_stats(samples: Tensor | np.ndarray, quantiles: tuple[float, ...] = QUANTILES) -> list[DimStats]:
     """Per-dimension mean, std (ddof 1 when n > 1) and quantiles of an (n, d) sample."""
-    x = samples.detach().cpu().double().numpy() if isinstance(samples, Tensor) else np.asarray(samples, np.float64)
+    if isinstance(samples, torch.Tensor):
+        x = samples.detach().cpu().double().numpy()
+    else:
+        x = np.asarray(samples, np.float64)
     if x.ndim == 1:
         x = x[:, None]
     mean = x.mean(0)

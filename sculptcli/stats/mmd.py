@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+from sculptcli.lazy import lazy
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy("torch")
+
 
 # exp(-80) ≈ 1.8e-35 is still a normal float32 and adds nothing next to the O(1) terms of a kernel sum. Below it
 # exp lands on denormals, for which the CPU's vectorised exp takes a slow path: without the clamp the fine kernel

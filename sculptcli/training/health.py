@@ -53,7 +53,7 @@ def input_scale_warning(x, standardised: bool = False) -> str | None:
         if standardised:
             return (
                 f"{head}; the encoder sees them standardised, but the reconstruction is dominated by the dark "
-                "background: consider data.normalize=asinh (or log) or recon=log_mse"
+                "background: consider data.normalize=asinh (or log) or objective.recon=log_mse"
             )
         return (
             f"{head}, and model.input_norm is none: codes of such sets tend to collapse. Set model.input_norm=data, "

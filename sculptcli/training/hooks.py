@@ -2,7 +2,8 @@
 a held-out evaluation, a message, the end); every method does nothing unless a hook overrides it.
 
 The loop's own work — step, log, evaluate, save — stays in `trainer.py`, top to bottom. Here: the CPU share between
-runs on one machine, test-only fault injection, Ctrl-C/SIGTERM, start-up health warnings and the terminal report.
+runs on one machine, test-only fault injection, Ctrl-C/SIGTERM, start-up health warnings, the terminal report
+and the run's curves.png.
 Hooks run in list order: the report starts before health speaks."""
 
 from __future__ import annotations
@@ -151,3 +152,13 @@ class Report(Hook):
 
     def on_end(self, loop):
         self.reporter.stop()
+
+
+class Curves(Hook):
+    """`curves.png` in the run directory, redrawn from metrics.jsonl at each held-out evaluation (about half a
+    second); a plotting failure only warns."""
+
+    def on_eval(self, loop, record):
+        from sculptcli.viz.curves import redraw_curves
+
+        redraw_curves(loop.run_dir, loop.message)

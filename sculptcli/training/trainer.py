@@ -33,7 +33,7 @@ from sculptcli.training.cpushare import CpuShare
 from sculptcli.training.distributed import Dist
 from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import run_warnings
-from sculptcli.training.hooks import Health, Hook, Hooks, InjectFaults, Report, ShareCpus, StopOnSignal
+from sculptcli.training.hooks import Curves, Health, Hook, Hooks, InjectFaults, Report, ShareCpus, StopOnSignal
 from sculptcli.training.report import Reporter
 
 INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
@@ -172,7 +172,7 @@ def train(
         torch.set_num_threads(share.threads())
         hooks: list[Hook] = [ShareCpus(share), InjectFaults(), StopOnSignal()]
         if dist.main:
-            hooks += [Report(reporter), Health()]
+            hooks += [Report(reporter), Health(), Curves()]
         built = build_run(cfg, device, dist)
         loop = Loop(cfg, run_dir, device, dist, built, RunFiles(run_dir, writes=dist.main), Hooks(hooks))
         start_or_resume(loop, resume)
@@ -215,6 +215,8 @@ def run_loop(loop: Loop) -> TrainResult:
     clock = Throughput()
     train_step = Stepper(loop)
     loop.hooks.on_start(loop)
+    for note in b.notes:
+        loop.message(f"note: {note}")
     try:
         while loop.step < b.total and not loop.stop.is_set():
             parts = train_step()

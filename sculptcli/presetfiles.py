@@ -1,4 +1,5 @@
-"""Where the packaged presets live and how one is found by name."""
+"""Where the packaged presets are, by name: plain paths (no YAML, pydantic or torch), so `sculpt presets list|show`
+start fast."""
 
 from __future__ import annotations
 
