@@ -219,34 +219,22 @@ def train(
     `overrides` (`{"train.steps": 200}` or `["train.steps=200"]`), into `out` (default runs/<name>/<time>). The budget
     is chosen as on the CLI (quick on CPU, full on CUDA); with `score`, the held-out scores go to scores.json."""
     from sculptcli.device import resolve_device
-    from sculptcli.rundir import abandon, claim_run_dir, previous_latest
+    from sculptcli.training.launch import launch
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import train as run_training
 
     dev = resolve_device(device)
     extra = ([f"seed={seed}"] if seed is not None else []) + (
         [f"train.steps={max_steps}", "train.epochs=null"] if max_steps is not None else []
     )
     cfg = _config(preset_or_config, _override_list(overrides) + extra, budget, dev.type == "cuda")
-    claim = claim_run_dir(cfg.name or "run", None if out is None else Path(out), "new")
-    before = previous_latest()
-    try:
-        try:
-            result = run_training(cfg, claim.path, dev, make_reporter(quiet), resume=False)
-        except UserError:
-            claim.release()
-            abandon(claim.path, before)
-            raise
-        if result.interrupted:
-            raise KeyboardInterrupt(
-                f"training interrupted; continue it with `sculpt train --out {claim.path} --resume`"
-            )
-        run = open_run(claim.path, "last", dev, trust_code=True)  # the code this call was told to train
-        if score:
-            run.score(save=True)
-        return run
-    finally:
-        claim.release()
+    launched = launch(cfg, None if out is None else Path(out), "new", dev, make_reporter(quiet))
+    if launched.result.interrupted:
+        where = launched.run_dir
+        raise KeyboardInterrupt(f"training interrupted; continue it with `sculpt train --out {where} --resume`")
+    run = open_run(launched.run_dir, "last", dev, trust_code=True)  # the code this call was told to train
+    if score:
+        run.score(save=True)
+    return run
 
 
 def _override_list(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:

@@ -58,14 +58,12 @@ def train(
     """
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         _launch_torchrun(nproc)
-    from sculptcli.checkpoint import load_checkpoint
-    from sculptcli.config import load_config, read_yaml, validate_config
+    from sculptcli.config import load_config
     from sculptcli.device import resolve_device
     from sculptcli.errors import UserError
-    from sculptcli.rundir import abandon, claim_run_dir, point_latest, previous_latest
     from sculptcli.training.distributed import from_env
+    from sculptcli.training.launch import launch
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import train as run_training
 
     words = list(ctx.args)
     auto = resume and "auto" in words  # `--resume auto`: the word arrives among the extra arguments
@@ -96,12 +94,6 @@ def train(
     if mode == "auto" and out is None:
         raise UserError("--resume auto needs --out", fix="name the run directory the requeued job continues")
 
-    def with_steps(c):
-        if max_steps is None:
-            return c
-        train_part = {**c.train.model_dump(mode="json"), "steps": max_steps, "epochs": None}
-        return validate_config({**c.model_dump(mode="json"), "train": train_part}, str(out or "the run"))
-
     cfg = None
     if mode != "resume":
         extra = ([f"seed={seed}"] if seed is not None else []) + (
@@ -121,52 +113,14 @@ def train(
         if seeds > 1:
             _train_seeds(cfg, out, seeds, dev, quiet, no_score)
             return
-    claim = claim_run_dir(cfg.name or "run" if cfg else "", out, mode) if dist.main else None
     try:
-        run_dir = dist.broadcast(claim.path if claim else None)
-        resuming = dist.broadcast(claim.resume if claim else None)
-        if resuming:
-            saved = load_checkpoint(run_dir / "last.safetensors").config
-            if cfg is not None and _comparable(cfg) != _comparable(saved):
-                raise UserError(
-                    f"the run in {run_dir} was started with another config",
-                    fix="give the command line that started it, or another --out for a new run",
-                )
-            cfg = with_steps(saved)
-        elif cfg is None:  # --resume of a run that never saved a checkpoint: start it again from its config
-            cfg = with_steps(validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml")))
-        if claim and not quiet:
-            for note in claim.notes:
-                console.print(f"note: {note}")
-        if resuming and max_steps is not None and dist.main:
-            from sculptcli.io import atomic_write_text
-
-            atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-        before = previous_latest()
-        if (out is None or not resuming) and dist.main:
-            point_latest(run_dir)
-        try:
-            result = run_training(cfg, run_dir, dev, make_reporter(quiet), resume=resuming, dist=dist)
-        except UserError:
-            if not resuming and dist.main:  # e.g. missing data: leave no empty run behind
-                claim.release()
-                abandon(run_dir, before)
-            raise
-        finally:
-            dist.close()
-        if result.interrupted:
-            raise typer.Exit(130)
-        _finish(cfg, run_dir, dev, quiet, no_score)
+        say = (lambda text: None) if quiet else console.print
+        run = launch(cfg, out, mode, dev, make_reporter(quiet), dist, max_steps, say=say)
     finally:
-        if claim:
-            claim.release()
-
-
-def _comparable(cfg) -> dict:
-    """What must agree for `--resume auto` to continue a run: the config without its length (steps may grow)."""
-    d = cfg.model_dump(mode="json", exclude={"budgets"})
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "epochs")}
-    return d
+        dist.close()
+    if run.result.interrupted:
+        raise typer.Exit(130)
+    _finish(run.cfg, run.run_dir, dev, quiet, no_score)
 
 
 def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
@@ -219,32 +173,20 @@ def _check_data_flags(cfg, data_dir: Path | None, download: bool) -> None:
 def _train_seeds(cfg, out: Path | None, seeds: int, dev, quiet: bool, no_score: bool) -> None:
     """`--seeds N`: N independent runs of one config, seeds cfg.seed … cfg.seed+N−1, under one parent directory."""
     from sculptcli.config import validate_config
-    from sculptcli.errors import UserError
-    from sculptcli.rundir import abandon, claim_run_dir, new_run_dir, point_latest, previous_latest
+    from sculptcli.rundir import new_run_dir
+    from sculptcli.training.launch import launch
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import train as run_training
 
     parent = new_run_dir(cfg.name or "run", out)
     for s in range(cfg.seed, cfg.seed + seeds):
         one = validate_config({**cfg.model_dump(mode="json"), "seed": s}, "--seeds")
         one._given = cfg._given  # sizes given on the command line stay strict in every seed's run
-        claim = claim_run_dir("", Path(parent) / f"seed-{s}", "new")
-        run_dir = claim.path
-        before = previous_latest()
-        point_latest(run_dir)
         if not quiet:
-            console.print(f"seed {s} ({s - cfg.seed + 1}/{seeds}) → {run_dir}")
-        try:
-            result = run_training(one, run_dir, dev, make_reporter(quiet))
-            if result.interrupted:
-                raise typer.Exit(130)
-            _finish(one, run_dir, dev, quiet, no_score)
-        except UserError:
-            claim.release()
-            abandon(run_dir, before)
-            raise
-        finally:
-            claim.release()
+            console.print(f"seed {s} ({s - cfg.seed + 1}/{seeds}) → {Path(parent) / f'seed-{s}'}")
+        run = launch(one, Path(parent) / f"seed-{s}", "new", dev, make_reporter(quiet))
+        if run.result.interrupted:
+            raise typer.Exit(130)
+        _finish(one, run.run_dir, dev, quiet, no_score)
     if not quiet:
         console.print(f"{seeds} runs in {parent}; compare them with `sculpt compare {parent}`")
 
