@@ -20,13 +20,18 @@ def compare(
     csv_out: Path = typer.Option(None, "--csv", help="also write the table as CSV (mean and std columns)"),
     md_out: Path = typer.Option(None, "--md", help="also write the table as Markdown"),
     digits: int = typer.Option(3, "--digits", min=0, max=8, help="decimals shown"),
+    show_timings: bool = typer.Option(
+        False, "--timings", help="also show the seconds each metric took to score (settings.seconds), slowest first"
+    ),
 ):
     """Compare scored runs: one row per preset (or --group-by key), mean ± std over its seeds."""
     from sculptcli.aggregate import aggregate, choose_columns, to_csv, to_markdown
     from sculptcli.io import atomic_write_text
 
     rows = aggregate(runs, group_by)
-    cols = choose_columns(rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None)
+    cols = choose_columns(
+        rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, with_timings=show_timings
+    )
     if not is_tty():  # piped or logged: the whole Markdown table, never truncated to a terminal width
         print(to_markdown(rows, cols, digits), end="")
     else:
@@ -40,13 +45,13 @@ def compare(
 
 
 def _print_table(rows, cols: list[str], digits: int) -> None:
-    from sculptcli.aggregate import LABELS, fmt
+    from sculptcli.aggregate import fmt, label
 
     table = Table(title=f"sculpt compare · {sum(len(r.runs) for r in rows)} runs", title_justify="left")
     table.add_column("run", style="bold")
     table.add_column("n", justify="right")
     for c in cols:
-        table.add_column(LABELS.get(c, c), justify="right")
+        table.add_column(label(c), justify="right")
     for row in rows:
         table.add_row(row.group, str(len(row.runs)), *[fmt(*row.stats(c), digits) for c in cols])
     console.print(table)

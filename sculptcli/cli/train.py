@@ -169,7 +169,9 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
         inp = checkpoint_input(
             ckpt, cfg.score.n, dev, cfg.seed, {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
         )
-        report = run_metrics(inp, cfg.score.metrics)
+        from sculptcli.scoring import ProgressLine
+
+        report = run_metrics(inp, cfg.score.metrics, progress=None if quiet else ProgressLine())
         report["settings"].update(checkpoint_source(ckpt))
         atomic_write_text(run_dir / "scores.json", json.dumps(report, indent=2))
         if not quiet:

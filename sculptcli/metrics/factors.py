@@ -49,7 +49,13 @@ def _sap(inp: ScoreInput):
 def _dci(inp: ScoreInput):
     if not _usable(inp):
         return {"dci": None}
-    v, s = dci(inp.latents, inp.factors, model=_opt(inp, "dci_model", "gbt"), seed=inp.seed)
+    v, s = dci(
+        inp.latents,
+        inp.factors,
+        model=_opt(inp, "dci_model", "lgbm"),
+        seed=inp.seed,
+        progress=lambda done, total: inp.report("factors", done, total),
+    )
     out = {
         "d": v["disentanglement"],
         "c": v["completeness"],
@@ -75,7 +81,9 @@ def _modularity(inp: ScoreInput):
 def _infomec(inp: ScoreInput):
     if not _usable(inp):
         return {"infomec": None}
-    v, s = infomec(inp.latents, inp.factors, seed=inp.seed)
+    v, s = infomec(
+        inp.latents, inp.factors, seed=inp.seed, progress=lambda done, total: inp.report("factors", done, total)
+    )
     return {"infomec": v, "_settings": {"infomec": s}}
 
 

@@ -8,6 +8,7 @@ columns are skipped and listed in ``settings["constant_factors"]``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ def infomec(
     seed: int = 0,
     max_iter: int = 100,
     discrete: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """InfoM, InfoC, InfoE (modularity, compactness, explicitness), per QLAE's infomec.py.
 
@@ -76,6 +78,8 @@ def infomec(
     * InfoE = mean_k (H_k − CE_k) / H_k: CE_k the in-sample log-loss of ``LogisticRegression(C=inf`` (= the
       paper's ``penalty=None``, deprecated in sklearn 1.8) ``, solver="lbfgs", max_iter=100,
       class_weight="balanced")`` on all standardised latents, H_k the same fit on an all-zero input.
+
+    ``progress(done, total)`` after each factor's MI estimate and each factor's InfoE fits (total 2 × factors).
     """
     z, v = _pair(codes, factors)
     s, s_v = factor_codes(v, bins, max_classes)
@@ -99,6 +103,8 @@ def infomec(
                 zs, s[:, k], discrete_features=False, n_neighbors=n_neighbors, random_state=seed
             )
             nmi[i] = mi / h[k]
+            if progress is not None:
+                progress(i + 1, 2 * len(used))
     active = ranges > ranges.max() * active_frac  # the seed rule for continuous and quantised codes alike
     pruned = nmi[:, active]
     n_fac, n_act = len(used), int(active.sum())
@@ -119,6 +125,8 @@ def infomec(
         per_e[i] = (marginal - ce) / marginal
         if not (ok and ok0):
             not_converged.append(int(k))
+        if progress is not None:
+            progress(len(used) + i + 1, 2 * len(used))
     infoe = float(per_e.mean()) if n_fac else NAN
     active_idx = np.flatnonzero(active)
     settings = {
