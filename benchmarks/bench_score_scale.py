@@ -195,6 +195,13 @@ def figure(points: list[dict], path: Path, metrics: list[str]) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _save(path: Path | None, out: dict) -> None:
+    """Write what is measured so far (a long run that dies keeps its finished points)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ns", default="1000,10000")
@@ -211,10 +218,12 @@ def main(argv: list[str] | None = None) -> dict:
             p = score_point(n, d)
             out["points"].append(p)
             slow = ", ".join(f"{k} {v:.1f}" for k, v in sorted(p["seconds"].items(), key=lambda kv: -kv[1])[:6])
+            _save(args.json, out)
             print(f"n={n} d={d}: total {p['total']:.1f} s (load {p['load'][0]:.1f}) · {slow}", flush=True)
     for n, d in _points(args.old):
         r = old_vs_new(n, d)
         out["old_vs_new"].append(r)
+        _save(args.json, out)
         c, g = r["dci"], r["lps_lgbm"]
         print(f"old vs new n={n} d={d}: DCI gbt {c['seconds_gbt']:.1f} s lgbm {c['seconds_lgbm']:.2f} s "
               f"({c['speedup']:.1f}×) diff " + " ".join(f"{k} {v:+.4f}" for k, v in c["diff"].items())
@@ -230,9 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
     for m, g in out["growth"].items():
         if g is not None:
             print(f"growth {m}: t ∝ n^{g['n']:.2f} · d^{g['d']:.2f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2))
+    _save(args.json, out)
     if args.figure is not None and out["points"]:
         shown = [m for m in metrics if m != "lps" and max(p["seconds"].get(m, 0) for p in out["points"]) >= 0.5]
         figure(out["points"], args.figure, shown)

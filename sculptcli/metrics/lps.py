@@ -596,8 +596,9 @@ def _lgbm_fit_predict(
     done = [0]
 
     def fit(i: int) -> None:
-        ds = base.subset(rows, params=params).construct()  # copies the binned matrix: no re-binning per target
-        ds.set_label(xtr[:, i])
+        with lock:  # LightGBM's subset of one reference is not thread-safe (a segfault seen); it takes milliseconds
+            ds = base.subset(rows, params=params).construct()  # copies the binned matrix: no re-binning per target
+            ds.set_label(xtr[:, i])
         pen = [1.0] * k
         pen[i] = 0.0
         p = {**params, "num_threads": 1, "feature_penalty": pen}

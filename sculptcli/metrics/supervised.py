@@ -230,19 +230,17 @@ DCI_MODELS: dict[str, str] = {
 }
 # The lgbm backend mirrors GradientBoostingClassifier()'s defaults in LightGBM's names: 100 boosting rounds of
 # learning rate 0.1, depth-3 trees (at most 8 leaves), leaves of one sample allowed, no row or column sampling;
-# one tree per class per round (softmax) as sklearn's multinomial loss. Histograms of at most 255 bins. Two
-# settings differ on purpose: LightGBM ranks splits by the Newton gain G²/H, which stays large for the
-# noise-fitting splits of late rounds (sklearn's least-squares criterion on the residuals gives them ~0), and those
-# splits leak importance onto uninformative codes (D and C 0.03–0.07 below gbt's). Splits with a gain under 0.5
-# or a child hessian under 1 are not made: D, C and I then agree with gbt within 0.02 (benchmarks/RESULTS.md §k).
+# one tree per class per round (softmax) as sklearn's multinomial loss. Histograms of at most 255 bins. The
+# importance is sklearn's (the fall in squared error of the residuals at each split, `_residual_importance`), not
+# LightGBM's Newton gain G²/H: that gain stays large for the noise-fitting splits of late rounds, where the
+# residuals are small, and moved D and C 0.03–0.07 below gbt's on the benchmark's codes.
 DCI_LGBM_DEFAULTS: dict[str, Any] = {
     "n_estimators": 100,
     "learning_rate": 0.1,
     "max_depth": 3,
     "num_leaves": 8,
     "min_data_in_leaf": 1,
-    "min_sum_hessian_in_leaf": 1.0,
-    "min_gain_to_split": 0.5,
+    "min_sum_hessian_in_leaf": 1e-3,
     "lambda_l2": 0.0,
     "max_bin": 255,
 }
@@ -260,9 +258,11 @@ class _LgbmFactor:
     """One factor's LightGBM classifier with the interface `dci` reads: fit, predict, feature_importances_ (total
     split gain per feature, normalised to sum 1 like sklearn's impurity importances)."""
 
-    def __init__(self, seed: int = 0, **params: Any) -> None:
+    def __init__(self, seed: int = 0, importance: str = "residual", **params: Any) -> None:
+        if importance not in ("residual", "gain"):
+            raise ValueError(f"unknown DCI importance {importance!r} (residual or gain)")
         self.params = {**DCI_LGBM_DEFAULTS, **params}
-        self.seed = seed
+        self.seed, self.importance = seed, importance
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> _LgbmFactor:
         import lightgbm as lgb
@@ -274,14 +274,51 @@ class _LgbmFactor:
         obj = {"objective": "binary"} if n_cls == 2 else {"objective": "multiclass", "num_class": n_cls}
         ds = lgb.Dataset(x, label=yi.astype(np.float64), params={**params, **_DCI_LGBM_FIXED}, free_raw_data=True)
         self.booster_ = lgb.train({**params, **obj, **_DCI_LGBM_FIXED, "seed": self.seed}, ds, num_boost_round=rounds)
-        gain = self.booster_.feature_importance("gain").astype(np.float64)
-        self.feature_importances_ = gain / gain.sum() if gain.sum() > 0 else gain
+        if self.importance == "gain":
+            imp = self.booster_.feature_importance("gain").astype(np.float64)
+        else:
+            lr, l2 = float(params["learning_rate"]), float(params.get("lambda_l2", 0.0))
+            imp = _residual_importance(self.booster_.dump_model(), x.shape[1], lr, l2)
+        self.feature_importances_ = imp / imp.sum() if imp.sum() > 0 else imp
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         p = self.booster_.predict(x, num_threads=1)
         idx = (p > 0.5).astype(np.int64) if p.ndim == 1 else p.argmax(1)
         return self.classes_[idx]
+
+
+def _residual_importance(dump: dict[str, Any], n_features: int, lr: float, l2: float = 0.0) -> np.ndarray:
+    """sklearn's impurity importance of LightGBM's trees: per split, G_L²/n_L + G_R²/n_R − G²/n, the fall in the
+    squared error of the residuals (the gradients) that GradientBoostingClassifier's trees measure, summed over
+    every tree. A leaf's gradient sum is G = −(value − bias)·(H + λ)/lr (its Newton step); the first round's trees
+    carry the boost-from-average bias, found from ΣG = 0 at their root (a prior-initialised model's gradients
+    sum to 0), later trees none."""
+    imp = np.zeros(n_features)
+    k = int(dump.get("num_tree_per_iteration", 1))
+
+    def leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node] if "leaf_value" in node else leaves(node["left_child"]) + leaves(node["right_child"])
+
+    def walk(node: dict[str, Any], bias: float) -> tuple[float, float]:
+        """(G, n) of the node; adds each split's fall to `imp`."""
+        if "leaf_value" in node:  # a tree of one leaf (no split) has no weight: nothing to add
+            h = node.get("leaf_weight", 0.0)
+            return -(node["leaf_value"] - bias) * (h + l2 * (h > 0)) / lr, float(node.get("leaf_count", 0))
+        gl, nl = walk(node["left_child"], bias)
+        gr, nr = walk(node["right_child"], bias)
+        imp[node["split_feature"]] += gl * gl / nl + gr * gr / nr - (gl + gr) ** 2 / (nl + nr)
+        return gl + gr, nl + nr
+
+    for tree in dump["tree_info"]:
+        root = tree["tree_structure"]
+        bias = 0.0
+        if tree["tree_index"] < k and "leaf_value" not in root:
+            ls = leaves(root)
+            h = sum(leaf["leaf_weight"] for leaf in ls)
+            bias = sum(leaf["leaf_value"] * leaf["leaf_weight"] for leaf in ls) / h if h > 0 else 0.0
+        walk(root, bias)
+    return np.maximum(imp, 0.0)
 
 
 def dci(
