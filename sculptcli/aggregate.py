@@ -42,6 +42,15 @@ LABELS = {
     "dci.d": "DCI-D",
     "dci.i": "DCI-I",
 }
+
+
+def label(col: str) -> str:
+    """A column's header: the paper's name, 'NAME s' for a metric's seconds, else the dotted path."""
+    if col in LABELS:
+        return LABELS[col]
+    return f"{col.removeprefix('seconds.')} s" if col.startswith("seconds.") else col
+
+
 SKIP = ("settings", "lps.per_dim", "ks.per_dim", "prior_test")
 
 
@@ -124,7 +133,16 @@ def load_run(path: Path, group_by: str = "name") -> Run:
         for part in group_by.split("."):
             cur = cur.get(part) if isinstance(cur, dict) else None
         group = f"{group_by}={cur}"
-    return Run(path, group, int(cfg.get("seed", 0) or 0), flatten(report))
+    return Run(path, group, int(cfg.get("seed", 0) or 0), {**flatten(report), **timings(report)})
+
+
+def timings(report: dict[str, Any]) -> dict[str, float]:
+    """The seconds each metric took (`settings.seconds`) as columns 'seconds.NAME', and their sum 'seconds.total'."""
+    secs = (report.get("settings") or {}).get("seconds") or {}
+    out = {f"seconds.{k}": float(v) for k, v in secs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if out:
+        out["seconds.total"] = sum(out.values())
+    return out
 
 
 def aggregate(paths: list[Path], group_by: str = "name") -> list[Row]:
@@ -135,8 +153,15 @@ def aggregate(paths: list[Path], group_by: str = "name") -> list[Row]:
     return list(rows.values())
 
 
-def choose_columns(rows: list[Row], metrics: list[str] | None) -> list[str]:
+def choose_columns(rows: list[Row], metrics: list[str] | None, with_timings: bool = False) -> list[str]:
+    """The named columns, else the paper's (else every score column); `with_timings` appends every metric's
+    seconds, slowest first by mean, and their total."""
     have = {k for row in rows for r in row.runs for k in r.scores}
+    secs = sorted(
+        (k for k in have if k.startswith("seconds.") and k != "seconds.total"),
+        key=lambda k: -statistics.fmean([r.scores[k] for row in rows for r in row.runs if k in r.scores]),
+    )
+    extra = [*secs, "seconds.total"] if with_timings and secs else []
     if metrics:
         missing = [m for m in metrics if m not in have]
         if missing:
@@ -144,9 +169,9 @@ def choose_columns(rows: list[Row], metrics: list[str] | None) -> list[str]:
                 f"no run has the column(s): {', '.join(missing)}",
                 fix=f"available: {', '.join(sorted(have))}",
             )
-        return metrics
+        return metrics + [c for c in extra if c not in metrics]
     cols = [c for c in PAPER_COLUMNS if c in have]
-    return cols or sorted(have)
+    return (cols or sorted(k for k in have if not k.startswith("seconds."))) + extra
 
 
 def fmt(mean: float, std: float, n: int, digits: int = 3) -> str:
@@ -169,7 +194,7 @@ def to_csv(rows: list[Row], cols: list[str]) -> str:
 
 
 def to_markdown(rows: list[Row], cols: list[str], digits: int = 3) -> str:
-    head = ["run", "n"] + [LABELS.get(c, c) for c in cols]
+    head = ["run", "n"] + [label(c) for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.group, str(len(row.runs))] + [fmt(*row.stats(c), digits) for c in cols]

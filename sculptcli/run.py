@@ -139,14 +139,16 @@ class Run:
         ]
         return torch.cat(parts) if parts else torch.empty(0, *self._image_shape())
 
-    def score(self, save: bool = False) -> dict[str, Any]:
+    def score(self, save: bool = False, progress: bool = False) -> dict[str, Any]:
         """The held-out scores `sculpt train` writes at the end: the config's score.metrics, score.n images,
-        score.probes; with `save`, also written to the run directory's scores.json."""
-        from sculptcli.scoring import run_metrics
+        score.probes; with `save`, also written to the run directory's scores.json; with `progress`, a progress
+        line on stderr while it runs."""
+        from sculptcli.scoring import ProgressLine, run_metrics
 
         cfg = self.config
         options = {"probes": cfg.score.probes, "test_frac": cfg.score.test_frac}
-        report = run_metrics(checkpoint_input(self, cfg.score.n, cfg.seed, options), cfg.score.metrics)
+        inp = checkpoint_input(self, cfg.score.n, cfg.seed, options)
+        report = run_metrics(inp, cfg.score.metrics, progress=ProgressLine() if progress else None)
         report["settings"].update(checkpoint_source(self.checkpoint))
         if save:
             from sculptcli.io import atomic_write_text, json_text

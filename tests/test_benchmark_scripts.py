@@ -30,3 +30,14 @@ def test_bench_train_smoke():
     assert r["bare_steps_per_s"] > 0 and r["sculpt_steps_per_s"] > 0
     assert 0 < r["eval_share_of_training"] < 1 and r["eval_n"] == 281
     assert 0 < r["curves_share_of_training"] < 1
+
+
+def test_score_scale_benchmark_script_runs(tmp_path):
+    from benchmarks import bench_score_scale
+
+    r = bench_score_scale.main(["--ns", "200", "--ds", "5,8", "--old", "200x6", "--naive-lps", "200x6",
+                                "--figure", str(tmp_path / "f.png")])  # fmt: skip
+    assert {p["d"] for p in r["points"]} == {5, 8} and "lps-lgbm" in r["points"][0]["seconds"]
+    old = r["old_vs_new"][0]
+    assert old["dci"]["seconds_gbt"] > 0 and set(old["dci"]["diff"]) == {"D", "C", "I"}
+    assert r["naive_lps"][0]["speedup"] > 0 and (tmp_path / "f.png").is_file()

@@ -220,3 +220,27 @@ def test_lds_matches_corrcoef_reference(seed):
     assert raw == pytest.approx(ref_lds(z, f), abs=1e-12)
     norm, _ = lds(z, f, normalised=True)
     assert norm == pytest.approx((ref_lds(z, f) - 1 / 5) / (1 - 1 / 5), abs=1e-12)
+
+
+def test_sorted_knn_mutual_information_equals_sklearns():
+    """InfoMEC's default estimator (sorted 1-D arrays) gives sklearn's mutual_info_classif to rounding, classes of
+    one sample and a constant column included, and InfoMEC is the same with either."""
+    from sklearn.feature_selection import mutual_info_classif
+
+    from sculptcli.metrics.information import infomec, mutual_info_knn
+
+    rng = np.random.default_rng(5)
+    n = 700
+    labels = np.stack([rng.integers(0, 6, n), rng.integers(0, 3, n), np.r_[np.zeros(n - 1), 1]], 1)  # a singleton
+    z = rng.standard_normal((n, 5))
+    z[:, 0] += labels[:, 0]
+    z[:, 1] = np.round(z[:, 1], 1)  # many ties (broken by the seeded jitter, as in sklearn)
+    z[:, 4] = 1.0  # constant
+    for seed in (0, 3):
+        ours = mutual_info_knn(z, labels, n_neighbors=10, seed=seed)
+        for k in range(labels.shape[1]):
+            ref = mutual_info_classif(z, labels[:, k], discrete_features=False, n_neighbors=10, random_state=seed)
+            np.testing.assert_allclose(ours[:, k], ref, rtol=0, atol=1e-9)
+    a, s_a = infomec(z[:, :4], labels[:, :2])
+    b, _ = infomec(z[:, :4], labels[:, :2], mi_estimator="sklearn")
+    assert a == pytest.approx(b, abs=1e-9) and "mutual_info_knn" in s_a["mi_estimator"]

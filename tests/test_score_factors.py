@@ -52,7 +52,7 @@ def test_every_factor_key_is_reported_and_matches_the_library():
     for key in ("mig", "dci.d", "factorvae", "betavae", "infomec.c", "lds"):
         assert dotted(r, key) > 0.9, (key, dotted(r, key))
     s = r["settings"]
-    assert s["factorvae"]["pool"].startswith("the scored codes") and s["dci"]["model"] == "gbt"
+    assert s["factorvae"]["pool"].startswith("the scored codes") and s["dci"]["model"] == "lgbm"
     assert set(s["seconds"]) == set(METRICS.resolve(["all"]))
 
 
@@ -256,3 +256,82 @@ def test_non_finite_values_are_written_as_null_with_a_reason():
     # a constant code's covariance ratio is infinite: null in the report, with the reason
     r = run_metrics(ScoreInput(latents=torch.eye(40)[:, :3] * 0 + torch.tensor([1.0, 2.0, 3.0]), seed=0), ["nmse"])
     json.dumps(r, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scores at any width: probes skipped by default on wide codes, the progress line, timings in `sculpt compare`
+
+
+def test_wide_codes_leave_out_the_lgbm_probe_unless_lps_is_named(monkeypatch):
+    from sculptcli.metrics import builtin
+
+    monkeypatch.setattr(builtin, "LPS_LGBM_MAX_D", 3)  # codes of 4 dims are "wide"
+    z, f = grid_codes(400)
+    opts = {"probes": ["lgbm", "linear"]}
+    r = run_metrics(ScoreInput(latents=z, factors=f, seed=0, options=opts), ["basic"])
+    assert r["lps"]["lgbm"] is None and isinstance(r["lps"]["linear"], float)
+    assert r["skipped"]["lps.lgbm"].startswith("d = 4 > 3") and "-m all,lps" in r["skipped"]["lps.lgbm"]
+    assert "lgbm" not in r["lps"]["per_dim"]
+    json.dumps(r, allow_nan=False)  # null, never NaN
+    asked = run_metrics(ScoreInput(latents=z, factors=f, seed=0, options=opts), ["basic", "lps"])
+    assert isinstance(asked["lps"]["lgbm"], float) and "skipped" not in asked
+
+
+def test_score_cli_says_what_was_skipped_and_shows_progress_on_stderr_only(cli, tmp_path, monkeypatch):
+    import functools
+
+    from sculptcli import scoring
+    from sculptcli.metrics import builtin
+
+    monkeypatch.setattr(builtin, "LPS_LGBM_MAX_D", 3)
+    monkeypatch.setattr(scoring, "ProgressLine", functools.partial(scoring.ProgressLine, after=0.0, every=0.0))
+    z, f = grid_codes(300)
+    save_file({"latents": z, "factors": f}, str(tmp_path / "z.safetensors"))
+    args = ("score", "--latents", tmp_path / "z.safetensors", "--probes", "lgbm,linear", "-m", "basic,mig")
+    code, out, err = cli(*args, "--json")
+    assert code == 0, err
+    r = json.loads(out)  # stdout is the JSON object alone
+    assert r["lps"]["lgbm"] is None and "lps.lgbm" in r["skipped"]
+    assert "scoring 1/" in err and "lgbm" not in err.split("scoring 1/")[0]
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert "skipped" in out and "-m all,lps" in out
+    code, out, err = cli("score", "--latents", tmp_path / "z.safetensors", "--json", "-m", "all,lps", "--probes",
+                         "lgbm", "--votes", "30")  # fmt: skip
+    assert code == 0, err
+    assert isinstance(json.loads(out)["lps"]["lgbm"], float)
+
+
+def test_progress_line_reports_targets_and_eta():
+    from sculptcli.scoring import ProgressLine
+
+    buf = io.StringIO()
+    p = ProgressLine(stream=buf, after=0.0, every=0.0)
+    p.start("dci", 3, 9)
+    p.update("factors", 1, 4)
+    p.close()
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("scoring 3/9 dci") and "factors 1/4" in lines[1] and "ETA" in lines[1]
+    quiet = io.StringIO()
+    q = ProgressLine(stream=quiet)  # the first seconds: nothing
+    q.start("mig", 1, 2)
+    q.update("factors", 1, 4)
+    assert quiet.getvalue() == ""
+
+
+def test_compare_shows_metric_timings(cli, tmp_path):
+    for seed, secs in enumerate(({"lps": 3.0, "dci": 40.0}, {"lps": 5.0, "dci": 20.0})):
+        run = tmp_path / "runs" / "a" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump({"name": "a", "seed": seed}))
+        report = {"lps": {"lgbm": 0.1}, "dci": {"d": 0.5}, "settings": {"n": 10, "seconds": secs}}
+        (run / "scores.json").write_text(json.dumps(report))
+    code, out, err = cli("compare", tmp_path / "runs", "--timings", "--csv", tmp_path / "t.csv")
+    assert code == 0, err
+    head = out.splitlines()[0]
+    assert "dci s" in head and "lps s" in head and "total s" in head
+    assert head.index("dci s") < head.index("lps s")  # slowest first
+    row = next(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    assert float(row["seconds.dci.mean"]) == pytest.approx(30.0) and float(row["seconds.total.mean"]) == 34.0
+    code, out, _ = cli("compare", tmp_path / "runs")
+    assert "dci s" not in out  # only when asked

@@ -23,13 +23,18 @@ def compare(
     plot: Path = typer.Option(
         None, "--plot", help="also draw LPS-lgbm against NMSE dB (one dot per run, mean ± std per group) to a PNG"
     ),
+    show_timings: bool = typer.Option(
+        False, "--timings", help="also show the seconds each metric took to score (settings.seconds), slowest first"
+    ),
 ):
     """Compare scored runs: one row per preset (or --group-by key), mean ± std over its seeds."""
     from sculptcli.aggregate import aggregate, choose_columns, to_csv, to_markdown
     from sculptcli.io import atomic_write_text
 
     rows = aggregate(runs, group_by)
-    cols = choose_columns(rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None)
+    cols = choose_columns(
+        rows, [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, with_timings=show_timings
+    )
     if not is_tty():  # piped or logged: the whole Markdown table, never truncated to a terminal width
         print(to_markdown(rows, cols, digits), end="")
     else:
@@ -48,13 +53,13 @@ def compare(
 
 
 def _print_table(rows, cols: list[str], digits: int) -> None:
-    from sculptcli.aggregate import LABELS, fmt
+    from sculptcli.aggregate import fmt, label
 
     table = Table(title=f"sculpt compare · {sum(len(r.runs) for r in rows)} runs", title_justify="left")
     table.add_column("run", style="bold")
     table.add_column("n", justify="right")
     for c in cols:
-        table.add_column(LABELS.get(c, c), justify="right")
+        table.add_column(label(c), justify="right")
     for row in rows:
         table.add_row(row.group, str(len(row.runs)), *[fmt(*row.stats(c), digits) for c in cols])
     console.print(table)

@@ -53,6 +53,7 @@ def render_report(report: dict, title: str) -> None:
         "linear": "closed-form linear probe",
     }
     na = report.get("not_applicable") or {}
+    skipped = report.get("skipped") or {}
 
     def not_applicable(key: str, label: str) -> None:
         if key in na:
@@ -60,6 +61,9 @@ def render_report(report: dict, title: str) -> None:
 
     probes = [p for p in ("lgbm", "mlp", "linear") if p in lps] or (["lgbm"] if "lps" in report else [])
     for probe in probes:
+        if f"lps.{probe}" in skipped:
+            table.add_row(f"LPS-{probe}", "[yellow]skipped[/]", skipped[f"lps.{probe}"])
+            continue
         if lps.get(probe) is None and (f"lps.{probe}" in na or "lps" in na):
             not_applicable(f"lps.{probe}" if f"lps.{probe}" in na else "lps", f"LPS-{probe}")
             continue
@@ -96,6 +100,9 @@ def render_report(report: dict, title: str) -> None:
             not_applicable(key, label)
     for key, label, text in CONTEXT_ROWS:
         row(key, label, "{:.4f}", text)
+    for name, reason in skipped.items():
+        if not name.startswith("lps."):
+            table.add_row(name, "[yellow]skipped[/]", reason)
     console.print(table)
     if report.get("swd"):
         parts = " ".join(f"{name} {v:.3f}" for name, v in report["swd"].items())
@@ -135,7 +142,12 @@ def score(
         help="comma-separated metrics or sets: basic, fast, supervised, all; or lps, nmse, mmd2_prior, cov_ratio, "
         "prior_test, ks, mig, sap, dci, factorvae, betavae, modularity, infomec, lds, tc_gauss, tc_mmd",
     ),
-    dci_model: str = typer.Option("gbt", "--dci-model", help="DCI importance model: gbt (default) or rf"),
+    dci_model: str = typer.Option(
+        "lgbm",
+        "--dci-model",
+        help="DCI importance model: lgbm (LightGBM, gain importances, default), gbt (sklearn's "
+        "GradientBoostingClassifier, the disentanglement_lib protocol; slow on large codes) or rf (random forest)",
+    ),
     bins: int = typer.Option(20, "--bins", min=2, help="histogram bins for MIG, SAP and modularity"),
     votes: int = typer.Option(
         None, "--votes", min=3, help="FactorVAE/β-VAE votes, split 2:1 train/eval (default 10,000 + 5,000)"
@@ -167,9 +179,15 @@ def score(
     check_which(which)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise UserError(f"--plots {plots} is a file", fix="give a directory for the figures")
-    if dci_model not in ("gbt", "rf"):
-        raise UserError(f"--dci-model must be gbt or rf, not '{dci_model}'")
-    metric_names = METRICS.resolve([m.strip() for m in metrics.split(",") if m.strip()])
+    from sculptcli.metrics.supervised import DCI_MODELS
+
+    if dci_model not in DCI_MODELS:
+        raise UserError(
+            f"--dci-model must be one of {', '.join(DCI_MODELS)}, not '{dci_model}'."
+            + did_you_mean(dci_model, DCI_MODELS),
+            fix="; ".join(f"{k}: {v}" for k, v in DCI_MODELS.items()),
+        )
+    METRICS.resolve([m.strip() for m in metrics.split(",") if m.strip()])  # unknown names: exit 2 before any work
     options = {"probes": probe_list, "test_frac": test_frac, "dci_model": dci_model, "bins": bins}
     if votes is not None:
         options["votes"] = votes
@@ -199,7 +217,9 @@ def score(
         if inp.factors is not None:
             tensors["factors"] = inp.factors.contiguous()
         atomic_write(export_latents, lambda p: save_file(tensors, str(p), metadata={"source": json.dumps(source)}))
-    report = run_metrics(inp, metric_names)
+    from sculptcli.scoring import ProgressLine
+
+    report = run_metrics(inp, [m.strip() for m in metrics.split(",") if m.strip()], progress=ProgressLine())
     report["settings"].update(source)
     if save:
         from sculptcli.io import atomic_write_text, json_text

@@ -26,6 +26,13 @@ class ScoreInput:
     cache: dict[str, Any] = field(default_factory=dict)  # shared between metrics of one scoring
     dims: list[int] | None = None  # the original latent dimension of each column (None: all, in order)
     d_full: int | None = None  # the latent size before collapsed dimensions were left out (None: no column left out)
+    asked: bool = False  # the metric was named on its own (-m NAME), not only reached through a set: run it whole
+    progress: Callable[[str, int, int], None] | None = None  # (what, done, total): targets of a long metric
+
+    def report(self, what: str, done: int, total: int) -> None:
+        """Tell the progress line (if any) that `done` of `total` targets of the running metric are finished."""
+        if self.progress is not None:
+            self.progress(what, done, total)
 
 
 MetricFn = Callable[[ScoreInput], dict[str, Any] | None]

@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
+import time
+
 from sculptcli.metrics import METRICS, ScoreInput
 from sculptcli.metrics.distribution import cov_ratio, mmd2_to_prior
 from sculptcli.metrics.lps import lps
 from sculptcli.metrics.recon import SSIM_SIGMA, nmse, ssim
 
+# Probes whose cost explodes with the code's width run from a metric set only up to a size; named on its own
+# (`-m all,lps`) LPS runs every probe asked for. LightGBM: d targets × d features (≈ d² · bins · leaves per tree,
+# whatever n: 80 s at d = 192, n = 1,000 on 2 shared cores). MLP: d models of d inputs over n rows (n · d²).
+LPS_LGBM_MAX_D = 128
+LPS_MLP_MAX_ND2 = 10_000 * 128**2
+
+
+def lps_skip_reason(probe: str, n: int, d: int) -> str | None:
+    """Why a probe is left out of a score that did not name LPS on its own, or None when it runs."""
+    if probe == "lgbm" and d > LPS_LGBM_MAX_D:
+        return f"d = {d} > {LPS_LGBM_MAX_D} (LightGBM probe: cost ∝ d²); run it by name: -m all,lps"
+    if probe == "mlp" and n * d * d > LPS_MLP_MAX_ND2:
+        return f"n·d² = {n * d * d:,} > {LPS_MLP_MAX_ND2:,} (MLP probe: cost ∝ n·d²); run it by name: -m all,lps"
+    return None
+
 
 @METRICS.register("lps")
 def _lps(inp: ScoreInput):
     """LPS of the scored columns; per-dimension values are laid out over the original dimensions, null for a
-    dimension left out (collapsed)."""
+    dimension left out (collapsed). Reached through a set on a wide code, the probes `lps_skip_reason` names
+    are null and listed under `skipped` (`lps.lgbm`, `lps.mlp`)."""
     probes = inp.options.get("probes", ["lgbm", "mlp", "linear"])
     test_frac = inp.options.get("test_frac", 0.2)
     out: dict = {"per_dim": {}}
     settings = {}
+    skipped: dict[str, str] = {}
     dims = inp.dims if inp.dims is not None else list(range(inp.latents.shape[1]))
     full = inp.d_full or inp.latents.shape[1]
     for probe in probes:
-        r = lps(inp.latents, probe, seed=inp.seed, test_frac=test_frac)
+        reason = None if inp.asked else lps_skip_reason(probe, *inp.latents.shape)
+        if reason is not None:
+            out[probe] = None
+            skipped[f"lps.{probe}"] = reason
+            continue
+        t0 = time.perf_counter()
+        inp.report(f"probe {probe}", 0, 0)
+        kw = {"progress": lambda done, total: inp.report("lgbm targets", done, total)} if probe == "lgbm" else {}
+        r = lps(inp.latents, probe, seed=inp.seed, test_frac=test_frac, **kw)
+        r.settings["seconds"] = round(time.perf_counter() - t0, 3)
         out[probe] = r.mean
         per: list[float | None] = [None] * full
         for j, v in zip(dims, r.per_dim, strict=True):
             per[j] = v
         out["per_dim"][probe] = per
         settings[probe] = r.settings
-    return {"lps": out, "_settings": {"lps": settings}}
+    return {"lps": out, "_settings": {"lps": settings}, "_skipped": skipped}
 
 
 @METRICS.register("nmse", keys=("nmse", "nmse_db"), whole_code=True)

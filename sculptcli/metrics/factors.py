@@ -69,7 +69,13 @@ def _sap(inp: ScoreInput):
 def _dci(inp: ScoreInput):
     if not _usable(inp):
         return {"dci": None}
-    v, s = dci(inp.latents, inp.factors, model=_opt(inp, "dci_model", "gbt"), seed=inp.seed)
+    v, s = dci(
+        inp.latents,
+        inp.factors,
+        model=_opt(inp, "dci_model", "lgbm"),
+        seed=inp.seed,
+        progress=lambda done, total: inp.report("factors", done, total),
+    )
     out = {
         "d": v["disentanglement"],
         "c": v["completeness"],
@@ -99,7 +105,9 @@ def _modularity(inp: ScoreInput):
 def _infomec(inp: ScoreInput):
     if not _usable(inp):
         return {"infomec": None}
-    v, s = infomec(inp.latents, inp.factors, seed=inp.seed)
+    v, s = infomec(
+        inp.latents, inp.factors, seed=inp.seed, progress=lambda done, total: inp.report("factors", done, total)
+    )
     res = {"infomec": v, "_settings": {"infomec": s}}
     if _one_factor(inp) and isinstance(v, dict):
         res = _not_applicable(res, {"infomec.m": ONE_FACTOR.format(what="InfoM rescales from chance over factors "
