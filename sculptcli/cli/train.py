@@ -128,7 +128,8 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
     if not no_score:
         from sculptcli.run import open_run
 
-        report = open_run(run_dir, "last", dev, trust_code=True).score(save=True, progress=not quiet)  # the code this command trained
+        run = open_run(run_dir, "last", dev, trust_code=True)  # the code this command trained
+        report = run.score(save=True, progress=not quiet)
         if not quiet:
             from sculptcli.cli.score import render_report
 
