@@ -28,20 +28,10 @@ class QuantizeSpec(Spec):
         return self
 
 
-@MODELS.register
-class ConvAESpec(Spec):
-    """Symmetric conv encoder/decoder (k4 s2 p1), channels doubling every two layers, linear latent head."""
+class WrappedSpec(Spec):
+    """What sculpt's autoencoder adds around any encoder and decoder (packaged or the user's own): input
+    standardisation, QLAE quantisation and the context module. A subclass defines `stochastic`."""
 
-    type: Literal["conv"] = "conv"
-    latent_dim: int = Field(10, ge=1, le=4096)
-    layers: int = Field(4, ge=1, le=8, description="conv layers in the encoder (and the decoder)")
-    width: int = Field(32, ge=1, le=1024, description="channels of the first conv layer")
-    max_width: int = Field(256, ge=1)
-    fc_hidden: int = Field(0, ge=0, description="hidden fully connected layer before the latent (0: none)")
-    stochastic: bool = Field(False, description="Gaussian encoder (VAE family) instead of deterministic")
-    norm: Literal["none", "batch", "group"] = Field(
-        "none", description="normalisation after each hidden conv layer (group: GroupNorm, batch-independent)"
-    )
     input_norm: Literal["data", "none"] = Field(
         "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
     )
@@ -55,6 +45,22 @@ class ConvAESpec(Spec):
         if self.quantize is not None and self.stochastic:
             raise ValueError("quantize needs a deterministic encoder (stochastic: false)")
         return self
+
+
+@MODELS.register
+class ConvAESpec(WrappedSpec):
+    """Symmetric conv encoder/decoder (k4 s2 p1), channels doubling every two layers, linear latent head."""
+
+    type: Literal["conv"] = "conv"
+    latent_dim: int = Field(10, ge=1, le=4096)
+    layers: int = Field(4, ge=1, le=8, description="conv layers in the encoder (and the decoder)")
+    width: int = Field(32, ge=1, le=1024, description="channels of the first conv layer")
+    max_width: int = Field(256, ge=1)
+    fc_hidden: int = Field(0, ge=0, description="hidden fully connected layer before the latent (0: none)")
+    stochastic: bool = Field(False, description="Gaussian encoder (VAE family) instead of deterministic")
+    norm: Literal["none", "batch", "group"] = Field(
+        "none", description="normalisation after each hidden conv layer (group: GroupNorm, batch-independent)"
+    )
 
     def describe(self) -> str:
         kind = " stochastic" if self.stochastic else f" quantized×{self.quantize.values}" if self.quantize else ""

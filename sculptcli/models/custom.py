@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from sculptcli.lazy import lazy
 from sculptcli.models import MODELS
-from sculptcli.models.context_spec import ContextModuleSpec
-from sculptcli.models.conv import QuantizeSpec
+from sculptcli.models.conv import WrappedSpec
 from sculptcli.registry import Spec
 
 if TYPE_CHECKING:
@@ -49,7 +48,7 @@ class TargetSpec(Spec):
 
 
 @MODELS.register
-class CustomAESpec(Spec):
+class CustomAESpec(WrappedSpec):
     """Your own encoder and decoder modules inside sculpt's autoencoder (input standardisation, quantiser and
     context module as for the packaged models)."""
 
@@ -58,19 +57,6 @@ class CustomAESpec(Spec):
     stochastic: bool = Field(False, description="the encoder returns 2·latent_dim features: mean, then logvar")
     encoder: TargetSpec = Field(..., description="called target(in_shape=(C,H,W), out_dim=d or 2d, **args)")
     decoder: TargetSpec = Field(..., description="called target(latent_dim=d, out_shape=(C,H,W), **args); logits")
-    input_norm: Literal["data", "none"] = Field(
-        "data", description="encoder input standardised by the training images' per-channel mean and std, or not"
-    )
-    quantize: QuantizeSpec | None = Field(None, description="QLAE latent quantisation (deterministic encoder)")
-    context_module: ContextModuleSpec | None = Field(
-        None, description="a context module between latent and decoder (arXiv 2507.04754; data with contexts)"
-    )
-
-    @model_validator(mode="after")
-    def _quantize_deterministic(self):
-        if self.quantize is not None and self.stochastic:
-            raise ValueError("quantize needs a deterministic encoder (stochastic: false)")
-        return self
 
     def code_targets(self) -> list[str]:
         """The import paths this model runs (what `--trust-code` is asked for)."""
