@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from pathlib import Path
 
 import typer
@@ -130,126 +128,26 @@ def copy_latent(
 
     Extra arguments are key=value overrides of the student's config, e.g. `objective.divergence.weight=1`.
     """
-    from sculptcli import copying
     from sculptcli.errors import UserError
-    from sculptcli.io import atomic_write_text
-    from sculptcli.run import check_which, checkpoint_source, open_run
-    from sculptcli.rundir import claim_run_dir, point_latest
+    from sculptcli.run import check_which
+    from sculptcli.training.latent_copy import copy_latent_run
     from sculptcli.training.report import make_reporter
-    from sculptcli.training.trainer import train
-    from sculptcli.viz.traverse import save_figure_png
 
     overrides = overrides_from(ctx, "copy-latent")
     check_which(which)
     if not math.isfinite(bandwidth):
         raise UserError("--bandwidth must be finite")
     _check_out(out)
-    t0 = time.perf_counter()
-
-    # ---- everything that can fail on the input, before anything is written
-    teacher_run = open_run(teacher, which, device, trust_code)
-    dev = teacher_run.device
-    ckpt, tcfg = teacher_run.checkpoint, teacher_run.config
-    raw, notes = copying.student_config(
-        tcfg,
-        str(ckpt.path),
-        preset=preset,
-        config=config,
-        overrides=overrides,
-        seed=seed,
-        max_steps=max_steps,
-        budget=budget,
-        device_is_cuda=dev.type == "cuda",
-    )
-    available = getattr(tcfg.data, "heldout", None)
-    n_eval = min(n_eval, available) if isinstance(available, int) else n_eval
-    codes = copying.teacher_codes(teacher_run, n_codes)
-    seconds = {"encode": round(time.perf_counter() - t0, 3)}
-
-    # ---- write the codes, train the student against them
-    out.mkdir(parents=True, exist_ok=True)
-    latents = out / copying.LATENTS_FILE
-    copying.save_codes(
-        latents,
-        codes,
-        {
-            "teacher": str(ckpt.path.resolve()),
-            "teacher_step": str(ckpt.step),
-            "n": str(len(codes)),
-            "what": "posterior means of the first n images of the teacher's training stream",
-        },
-    )
-    cfg = copying.with_empirical_prior(raw, latents, bandwidth, f"student config ({out})")
-    claim = claim_run_dir(cfg.name or "student", out / copying.STUDENT_DIR, "new")
-    run_dir = claim.path
-    point_latest(run_dir)
-    t1 = time.perf_counter()
-    try:
-        result = train(cfg, run_dir, dev, make_reporter(quiet), resume=False)
-    finally:
-        claim.release()
-    seconds["train"] = round(time.perf_counter() - t1, 3)
-    if result.interrupted:
-        console.print(f"the comparison was skipped; continue the student with `sculpt train --out {run_dir} --resume`")
+    copy = copy_latent_run(
+        teacher, out, which=which, device=device, trust_code=trust_code, preset=preset, config=config,
+        overrides=overrides, seed=seed, max_steps=max_steps, budget=budget, n_codes=n_codes, n_eval=n_eval,
+        bandwidth=bandwidth, permutations=permutations, reporter=make_reporter(quiet), versions=_versions(),
+    )  # fmt: skip
+    if copy.report is None:
+        console.print(f"the comparison was skipped; continue the student with `sculpt train --out {copy.run_dir} "
+                      "--resume`")  # fmt: skip
         raise typer.Exit(130)
-
-    # ---- compare on held-out data
-    t2 = time.perf_counter()
-    student = open_run(run_dir, "last", dev, trust_code)
-    student_ckpt = student.checkpoint
-    teacher_model, student_model = teacher_run.model, student.model
-    data = teacher_run.data
-    images, _ = data.heldout(n_eval)
-    untrained = copying.untrained_model(cfg, images.shape[1:], dev, like=student_model)
-    report = copying.compare_models(
-        teacher_model, student_model, untrained, images, permutations=permutations, seed=cfg.seed
-    )
-    codes_eval = report.pop("_codes")
-    fig = copying.traversal_figure(
-        teacher_model,
-        student_model,
-        codes_eval["teacher"],
-        f"teacher vs student · {tcfg.name} (step {ckpt.step}) → {cfg.name} (step {student_ckpt.step})",
-    )
-    save_figure_png(fig, out / copying.TRAVERSALS_FILE)
-    seconds["compare"] = round(time.perf_counter() - t2, 3)
-
-    report = {
-        "teacher": {
-            **checkpoint_source(ckpt),  # its path, step and how it was trained (device, precision)
-            "name": tcfg.name,
-            "prior": tcfg.prior.describe(),
-            "latent_dim": tcfg.model.latent_dim,
-            "seed": tcfg.seed,
-        },
-        "student": {
-            "run_dir": str(run_dir),
-            "checkpoint": str(student_ckpt.path),
-            "step": student_ckpt.step,
-            "name": cfg.name,
-            "prior": cfg.prior.describe(),
-            "seed": cfg.seed,
-        },
-        **report,
-        "traversals": copying.TRAVERSALS_FILE,
-        "notes": notes,
-        "settings": {
-            "n_codes": len(codes),
-            "codes": "posterior means of the first n_codes images of the teacher's training stream "
-            f"(train_batch at steps 0, 1, … of its dataset built with seed {tcfg.seed})",
-            "n_eval": len(images),
-            "eval": "the first n_eval images of the teacher's held-out split, encoded by both (posterior means)",
-            "permutations": permutations,
-            "comparison_seed": cfg.seed,
-            "kernel": "rbf×{0.5,1,2}·median (pooled, fixed over permutations), biased MMD²",
-            "bandwidth": bandwidth,
-            "untrained": "the student's architecture at step 0, initialised with the student's seed",
-            "device": dev.type,
-            "seconds": seconds,
-            "versions": _versions(),
-        },
-    }
-    atomic_write_text(out / copying.REPORT_FILE, json.dumps(report, indent=2))
     if not quiet:
-        render_report(report, title=f"latent copy · teacher {ckpt.path} → student {run_dir}")
+        teacher_path = copy.report["teacher"]["checkpoint"]
+        render_report(copy.report, title=f"latent copy · teacher {teacher_path} → student {copy.run_dir}")
         console.print(f"copy directory: [bold]{out}[/]" if is_tty() else f"copy directory: {out}")
