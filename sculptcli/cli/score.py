@@ -47,11 +47,9 @@ def render_report(report: dict, title: str) -> None:
     for w in report.get("warnings", []):
         console.print(Panel(w, title="warning", border_style="bold red", style="bold red"))
     lps = report.get("lps") or {}
-    meaning = {
-        "lgbm": "LightGBM probe (paper's headline)",
-        "mlp": "MLP probe, early-stopped",
-        "linear": "closed-form linear probe",
-    }
+    from sculptcli.metrics.lps import PROBE_REGISTRY
+
+    meaning = {name: probe.meaning for name, probe in PROBE_REGISTRY.items()}
     na = report.get("not_applicable") or {}
     skipped = report.get("skipped") or {}
 
@@ -59,7 +57,7 @@ def render_report(report: dict, title: str) -> None:
         if key in na:
             table.add_row(label, "[yellow]n/a[/]", f"[yellow]{na[key]}[/]")
 
-    probes = [p for p in ("lgbm", "mlp", "linear") if p in lps] or (["lgbm"] if "lps" in report else [])
+    probes = [p for p in PROBE_REGISTRY if p in lps] or (["lgbm"] if "lps" in report else [])
     for probe in probes:
         if f"lps.{probe}" in skipped:
             table.add_row(f"LPS-{probe}", "[yellow]skipped[/]", skipped[f"lps.{probe}"])
@@ -166,15 +164,16 @@ def score(
     """Score a trained model on held-out data, or any model's codes given with --latents."""
     from sculptcli.errors import UserError, did_you_mean
     from sculptcli.metrics import METRICS, ScoreInput
+    from sculptcli.metrics.lps import PROBES
     from sculptcli.run import check_which, checkpoint_input
     from sculptcli.scoring import read_latents_file, run_metrics
 
     probe_list = [p.strip() for p in probes.split(",") if p.strip()]
     for p in probe_list:
-        if p not in ("lgbm", "mlp", "linear"):
+        if p not in PROBES:
             raise UserError(
-                f"unknown probe '{p}'.{did_you_mean(p, ['lgbm', 'mlp', 'linear'])}",
-                fix="--probes takes a comma-separated subset of lgbm,mlp,linear",
+                f"unknown probe '{p}'.{did_you_mean(p, PROBES)}",
+                fix=f"--probes takes a comma-separated subset of {','.join(PROBES)}",
             )
     check_which(which)
     if plots is not None and plots.exists() and not plots.is_dir():

@@ -46,7 +46,7 @@ import torch
 
 from sculptcli.errors import UserError, did_you_mean
 
-PROBES: tuple[str, ...] = ("lgbm", "mlp", "linear")
+PROBES: tuple[str, ...] = ("lgbm", "mlp", "linear")  # the registered probes' names, in this order (PROBE_REGISTRY)
 
 MIN_TRAIN = 4  # rows in the training split
 MIN_TEST = 2  # rows in the test split (R² needs a variance)
@@ -199,12 +199,7 @@ def lps(
     }
     if len(used) >= 2:
         zu = Z[:, torch.as_tensor(used, device=Z.device)]
-        if probe == "linear":
-            r2, info = _linear(zu, tr, te, **probe_kwargs)
-        elif probe == "mlp":
-            r2, info = _mlp(zu, tr, te, seed=seed, **probe_kwargs)
-        else:
-            r2, info = _lgbm(zu, tr, te, seed=seed, **probe_kwargs)
+        r2, info = PROBE_REGISTRY[probe].fit(zu, tr, te, seed, **probe_kwargs)
         per_dim[used] = r2
         settings.update(info)
     else:
@@ -257,9 +252,9 @@ def _versions(probe: str) -> dict[str, str]:
 
 
 def _check_kwargs(probe: str, kwargs: dict[str, Any]) -> None:
-    if probe == "lgbm":
+    known = PROBE_REGISTRY[probe].options
+    if known is None:
         return  # any LightGBM parameter is accepted
-    known = LINEAR_DEFAULTS if probe == "linear" else MLP_DEFAULTS
     for k in kwargs:
         if k not in known:
             raise LPSError(
@@ -668,3 +663,31 @@ def _lgbm(zu: torch.Tensor, tr: np.ndarray, te: np.ndarray, *, seed: int, **kw: 
         "dtype": "float64",
         "n_used_dims": k,
     }
+
+
+# ----------------------------------------------------------------------------------------------- the probes, by name
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An LPS probe: how it fits every dimension from the others (`fit(z, train_rows, test_rows, seed, **options)`
+    → (R² per dimension, settings)), what the score table says of it, and its options (None: any)."""
+
+    name: str
+    fit: Any
+    meaning: str
+    options: dict[str, Any] | None
+
+
+PROBE_REGISTRY: dict[str, Probe] = {
+    p.name: p
+    for p in (
+        Probe("lgbm", lambda z, tr, te, seed, **kw: _lgbm(z, tr, te, seed=seed, **kw),
+              "LightGBM probe (paper's headline)", None),
+        Probe("mlp", lambda z, tr, te, seed, **kw: _mlp(z, tr, te, seed=seed, **kw),
+              "MLP probe, early-stopped", MLP_DEFAULTS),
+        Probe("linear", lambda z, tr, te, seed, **kw: _linear(z, tr, te, **kw),
+              "closed-form linear probe", LINEAR_DEFAULTS),
+    )
+}  # fmt: skip
+assert tuple(PROBE_REGISTRY) == PROBES
