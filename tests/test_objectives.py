@@ -99,7 +99,7 @@ def test_mmd_tc_term_is_near_zero_for_independent_codes_and_large_for_dependent_
     torch.manual_seed(0)
     z = dep.clone().requires_grad_()
     v_dep = term(Encoded(z, None, z), None, None)
-    assert v_indep < 0.05 and float(v_dep) > 5 * v_indep  # the biased estimator: ≈ scales · 2 / n for independent codes
+    assert v_indep < 0.05 and v_dep.item() > 5 * v_indep  # the biased estimator: ≈ scales · 2 / n for independent codes
     # the known answer: the MMD² of the codes against the same column-shuffled copy
     torch.manual_seed(0)
     idx = torch.rand(dep.shape).argsort(0)
