@@ -55,7 +55,7 @@ def curves_figure(series: dict[str, Any], title: str = ""):
     axes = fig.subplots(2, 2, sharex=True)
     (a_loss, a_lps), (a_nmse, a_mmd) = axes
     for name, (xs, ys) in series["loss"].items():
-        a_loss.plot(xs, ys, lw=1.2, label=name)
+        a_loss.plot(xs, ys, lw=1.2, label=name, marker="o" if len(xs) < 3 else None, ms=3)  # one record: a dot
     values = [y for _, ys in series["loss"].values() for y in ys]
     if values and min(values) > 0:
         a_loss.set_yscale("log")
