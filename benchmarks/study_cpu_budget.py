@@ -171,6 +171,11 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
         ["--budget", "quick", "objective.terms=[{type: mmd_tc, weight: 1.0}]"],
         "AE-MMD + the mmd_tc term (weight 1), quick budget",
     ),
+    "M05-mmd-tc": (
+        "dsprites-mmd-gaussian",
+        ["--budget", "quick", *HALF, "objective.terms=[{type: mmd_tc, weight: 1.0}]"],
+        "AE-MMD + mmd_tc (weight 1) at 0.5× the quick budget (against T05-fvae)",
+    ),
     "T2-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *TWICE], "AE-MMD at 2× the quick budget"),
     "T2-fvae": ("dsprites-factorvae", ["--budget", "quick", *TWICE], "FactorVAE at 2× the quick budget"),
     "X5-xy-mmd-quick": ("xy-mmd-gaussian", ["--budget", "quick"], "XY quick with the engine's MMD defaults"),
