@@ -212,12 +212,12 @@ def run_loop(loop: Loop) -> TrainResult:
     if dist.main:
         eval_n = heldout_size(cfg.train, "eval_n", int(b.data.heldout_index.numel()))
         eval_images, eval_factors = b.data.heldout(eval_n)
-    clock = Throughput()
     train_step = Stepper(loop)
-    loop.hooks.on_start(loop)
-    for note in b.notes:
-        loop.message(f"note: {note}")
     try:
+        loop.hooks.on_start(loop)  # inside: a hook that fails to start still closes the others (the terminal)
+        for note in b.notes:
+            loop.message(f"note: {note}")
+        clock = Throughput()
         while loop.step < b.total and not loop.stop.is_set():
             parts = train_step()
             loop.step += 1
