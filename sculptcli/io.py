@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import math
+import numbers
 import os
 import stat
 import tempfile
@@ -72,8 +73,8 @@ def finite(v: Any) -> Any:
         return {k: finite(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [finite(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and not math.isfinite(v):
+        return None  # Python and numpy floats alike
     return v
 
 

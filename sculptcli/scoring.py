@@ -13,6 +13,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from sculptcli.errors import UserError
+from sculptcli.io import finite
 from sculptcli.metrics import METRICS, SETS, ScoreInput
 from sculptcli.metrics.collapse import COLLAPSE_RATIO, collapsed_dims
 from sculptcli.provenance import versions
@@ -163,7 +164,7 @@ def run_metrics(inp: ScoreInput, names: list[str], progress: ProgressLine | None
     report["not_applicable"] = not_applicable
     settings["collapse_rule"] = f"std < {COLLAPSE_RATIO:g} × the prior's marginal std (1 without a prior), or constant"
     settings["versions"] = versions()
-    report["settings"] = null_non_finite(settings, {}, "", prefix="settings.")  # per-dimension details too
+    report["settings"] = finite(settings)  # per-dimension details too: no reasons needed there
     return report
 
 

@@ -253,8 +253,10 @@ def test_non_finite_values_are_written_as_null_with_a_reason():
     out = null_non_finite(part, reasons, "why")
     assert out == {"a": None, "b": {"c": None, "d": 0.5}, "e": [1.0, None], "f": None}
     assert reasons == {"a": "why", "b.c": "why", "f": "why"}
-    # a constant code's covariance ratio is infinite: null in the report, with the reason
-    r = run_metrics(ScoreInput(latents=torch.eye(40)[:, :3] * 0 + torch.tensor([1.0, 2.0, 3.0]), seed=0), ["nmse"])
+    # codes whose covariance is exactly diagonal have an infinite covariance ratio: null in the report, with the reason
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]).repeat(10, 1)
+    r = run_metrics(ScoreInput(latents=z, seed=0), ["cov_ratio"])
+    assert r["cov_ratio"] is None and "non-finite" in r["not_applicable"]["cov_ratio"]
     json.dumps(r, allow_nan=False)
 
 
