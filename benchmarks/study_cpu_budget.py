@@ -163,6 +163,9 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
     "C2-xyc-ae": ("xyc-ae", [*RECIPE, *SMALL, *XYC_N], "XYC plain AE, C1's budget"),
     "K1-xycs-mmd": ("xycs-mmd-gaussian", [*RECIPE, *SMALL, *MMD_RECIPE, *XYCS_N], "XYCS, the recipe at width 16"),
     "K2-xycs-ae": ("xycs-ae", [*RECIPE, *SMALL, *XYCS_N], "XYCS plain AE, K1's budget"),
+    # XYCS's aggregate failed the prior test at K1 (p = 0.010): is it the MMD's weight, or the Gaussian prior's shape?
+    "K3-xycs-w1": ("xycs-mmd-gaussian", ["--budget", "quick", "objective.divergence.weight=1.0"], "XYCS, MMD weight 1"),
+    "K4-xycs-hybrid": ("xycs-mmd-hybrid", ["--budget", "quick"], "XYCS, the hybrid prior (quick)"),
     # the trade-off (issue 20): AE-MMD and FactorVAE at 0.5× and 2× the dSprites quick budget (1× is §f's seeded table)
     "T05-mmd": ("dsprites-mmd-gaussian", ["--budget", "quick", *HALF], "AE-MMD at 0.5× the quick budget"),
     "T05-fvae": ("dsprites-factorvae", ["--budget", "quick", *HALF], "FactorVAE at 0.5× the quick budget"),
