@@ -233,7 +233,9 @@ def train(
         raise KeyboardInterrupt(f"training interrupted; continue it with `sculpt train --out {where} --resume`")
     run = open_run(launched.run_dir, "last", dev, trust_code=True)  # the code this call was told to train
     if score:
-        run.score(save=True)
+        from sculptcli.training.tracking import log_final_scores
+
+        log_final_scores(launched.cfg.train.loggers, launched.run_dir, run.checkpoint.step, run.score(save=True))
     return run
 
 

@@ -15,16 +15,15 @@ from typing import Any
 
 from sculptcli import __version__
 from sculptcli.errors import UserError
+from sculptcli.trackers import TRACKERS, missing_modules
 
 LIBS = (
     "torch", "torchvision", "numpy", "lightgbm", "scikit-learn", "scipy", "pot", "safetensors", "pydantic",
     "matplotlib", "typer", "rich", "pyyaml",
 )  # fmt: skip
-EXTRAS = {  # distribution name -> what sculpt does with it
+EXTRAS = {  # importable module -> what sculpt does with it (the loggers: from their registrations)
     "galsim": "renders the galaxy set (pip install 'sculpt[galaxy]')",
-    "tensorboard": "logger",
-    "mlflow": "logger",
-    "wandb": "logger",
+    **{t.name: f"logger: {t.help} ({t.install})" for t in TRACKERS.values()},
 }
 
 
@@ -151,9 +150,15 @@ def data(root: str | None = None) -> dict[str, Any]:
     }
 
 
-def extras() -> dict[str, dict[str, str | None]]:
-    """The optional packages sculpt uses when they are installed."""
-    return {name: {"version": _version(name), "use": use} for name, use in EXTRAS.items()}
+def extras() -> dict[str, dict[str, Any]]:
+    """The optional packages sculpt uses when they are installed; a logger's `missing`: the modules it still needs
+    (mlflow also needs sqlalchemy and alembic for its local store)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, use in EXTRAS.items():
+        out[name] = {"version": _version(name) or _version(f"{name}-skinny"), "use": use}
+        if name in TRACKERS:
+            out[name]["missing"] = missing_modules(name)
+    return out
 
 
 def collect(runs: Path = Path("runs"), data_root: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from sculptcli.presetfiles import preset_names, preset_path, presets_dir  # noqa
 from sculptcli.priors import PRIORS
 from sculptcli.priors.files import expand_prior_ref
 from sculptcli.registry import Spec
+from sculptcli.trackers import TRACKERS
 from sculptcli.validation import format_validation as format_validation
 from sculptcli.yamlfile import StrictLoader, load_yaml_text, read_yaml  # noqa: F401  (imported from here too)
 
@@ -64,6 +65,11 @@ class TrainSpec(Spec):
     eval_probes: list[Literal["linear", "lgbm", "mlp"]] = Field(
         default_factory=lambda: ["linear", "lgbm", "mlp"],
         description="LPS probes of the periodic evaluation (the nonlinear ones cost seconds per latent dimension)",
+    )
+    loggers: list[Literal[tuple(TRACKERS)]] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="experiment trackers beside metrics.jsonl: "
+        + "; ".join(f"{t.name} ({t.help})" for t in TRACKERS.values()),
     )
     init_from: str | None = Field(
         None,
@@ -284,6 +290,7 @@ def apply_budget(raw: dict[str, Any], budget: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- validation
+
 
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
     try:

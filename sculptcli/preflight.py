@@ -9,6 +9,7 @@ import torch
 from sculptcli.config import MAX_STEPS, RunConfig
 from sculptcli.data.heldout import heldout_size
 from sculptcli.errors import UserError
+from sculptcli.trackers import require as require_trackers
 
 BYTES_PER_PARAM = 16  # float32 weights, gradients and Adam's two moments
 
@@ -93,6 +94,10 @@ def check_run(cfg: RunConfig, data, device: torch.device) -> list[str]:
                     fix="make the model smaller (model.fc_hidden, model.width, model.max_width, model.latent_dim)",
                 )
             )
+    try:
+        require_trackers(cfg.train.loggers)
+    except UserError as e:
+        problems.append(e)
     total = cfg.train.total_steps(data.n_train)
     if total > MAX_STEPS:
         problems.append(
@@ -106,8 +111,7 @@ def check_run(cfg: RunConfig, data, device: torch.device) -> list[str]:
         raise problems[0]
     if problems:
         raise UserError(
-            f"{len(problems)} problems with this run:\n"
-            + "\n".join(f"  - {_line(p)}" for p in problems),
+            f"{len(problems)} problems with this run:\n" + "\n".join(f"  - {_line(p)}" for p in problems),
             fix="correct each key above, then run again",
         )
     return notes

@@ -19,7 +19,8 @@ LAYERS: list[list[str]] = [
     # leaves and plumbing: errors, registries, YAML, presets, validation messages, files, devices, statistics
     ["sculptcli", "sculptcli.errors", "sculptcli.faults", "sculptcli.registry", "sculptcli.provenance",
      "sculptcli.yamlfile", "sculptcli.presetfiles", "sculptcli.validation", "sculptcli.io", "sculptcli.device",
-     "sculptcli.precision", "sculptcli.stats", "sculptcli.ckptfile", "sculptcli.rundir", "sculptcli.lazy"],
+     "sculptcli.precision", "sculptcli.stats", "sculptcli.ckptfile", "sculptcli.rundir", "sculptcli.lazy",
+     "sculptcli.trackers"],
     # components, registered by name
     ["sculptcli.priors", "sculptcli.data", "sculptcli.models", "sculptcli.objectives", "sculptcli.metrics"],
     # the run configuration

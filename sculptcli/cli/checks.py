@@ -61,5 +61,6 @@ def checks(
             text = f"{s['cached_sets']} rendered set(s) cached in {text}"
         t.add_row(f"  {name}", ("[green]✓[/] " if s["found"] else "[yellow]✗[/] ") + text)
     for name, e in r["extras"].items():
-        t.add_row(f"extra {name}", f"{e['version'] or '[dim]not installed[/]'} ({escape(e['use'])})")
+        lacking = f" [yellow]needs {', '.join(e['missing'])}[/]" if e.get("missing") and e["version"] else ""
+        t.add_row(f"extra {name}", f"{e['version'] or '[dim]not installed[/]'}{lacking} ({escape(e['use'])})")
     console.print(t)

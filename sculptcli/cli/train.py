@@ -11,6 +11,12 @@ from pathlib import Path
 import typer
 
 from sculptcli.cli.common import console, is_tty, overrides_from, user_errors
+from sculptcli.trackers import TRACKERS
+
+LOGGER_HELP = (
+    f"an experiment tracker beside metrics.jsonl, repeatable: {', '.join(TRACKERS)} (offline, inside the run "
+    "directory, unless MLFLOW_TRACKING_URI or WANDB_MODE say otherwise)"
+)
 
 
 @user_errors
@@ -51,6 +57,11 @@ def train(
         help="your data for the recipe: a .safetensors/.npz tensor file (data.type=tensor) or a folder of images "
         "(data.type=folder); the preset's own data keys are left out",
     ),
+    logger: list[str] = typer.Option(
+        None,
+        "--logger",
+        help=LOGGER_HELP,
+    ),
 ):
     """Train an autoencoder whose latent distribution is sculpted toward the declared prior.
 
@@ -71,7 +82,7 @@ def train(
         words.remove("auto")
         ctx.args = words
     mode = "auto" if auto else "resume" if resume else "new"
-    overrides = _data_flag(data) + overrides_from(ctx, "train")
+    overrides = _data_flag(data) + overrides_from(ctx, "train") + _logger_flag(logger)
     requested = resolve_device(device)
     dist = from_env(requested)
     dev = dist.device(requested)
@@ -130,6 +141,9 @@ def _finish(cfg, run_dir: Path, dev, quiet: bool, no_score: bool) -> None:
 
         run = open_run(run_dir, "last", dev, trust_code=True)  # the code this command trained
         report = run.score(save=True, progress=not quiet)
+        from sculptcli.training.tracking import log_final_scores
+
+        log_final_scores(cfg.train.loggers, run_dir, run.checkpoint.step, report)
         if not quiet:
             from sculptcli.cli.score import render_report
 
@@ -157,6 +171,11 @@ def _data_flag(data: Path | None) -> list[str]:
     else:
         raise UserError(f"--data {data}: no such file or folder", fix="check the path")
     return [f"data.type={kind}", f"data.path={json.dumps(str(path.resolve()))}"]
+
+
+def _logger_flag(names: list[str] | None) -> list[str]:
+    """`--logger a --logger b` -> the override train.loggers=[a, b] (after the user's own: the flags win)."""
+    return [f"train.loggers={json.dumps(list(dict.fromkeys(names)))}"] if names else []
 
 
 def _check_data_flags(cfg, data_dir: Path | None, download: bool) -> None:

@@ -85,9 +85,10 @@ def _run_config(cfg: RunConfig | None, run_dir: Path, resuming: bool, out: Path 
 
 
 def comparable(cfg: RunConfig) -> dict:
-    """What must agree for `--resume auto` to continue a run: the config without its length (steps may grow)."""
+    """What must agree for `--resume auto` to continue a run: the config without its length (steps may grow) and
+    its trackers (a requeued job may add one; the run keeps its own)."""
     d = cfg.model_dump(mode="json", exclude={"budgets"})
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "epochs")}
+    d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "epochs", "loggers")}
     return d
 
 

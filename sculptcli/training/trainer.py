@@ -35,6 +35,7 @@ from sculptcli.training.evaluate import evaluate
 from sculptcli.training.health import run_warnings
 from sculptcli.training.hooks import Curves, Health, Hook, Hooks, InjectFaults, Report, ShareCpus, StopOnSignal
 from sculptcli.training.report import Reporter
+from sculptcli.training.tracking import Track
 
 INPUT_NORM_BATCHES = 4  # training batches the input standardisation is measured on
 
@@ -173,6 +174,8 @@ def train(
         hooks: list[Hook] = [ShareCpus(share), InjectFaults(), StopOnSignal()]
         if dist.main:
             hooks += [Report(reporter), Health(), Curves()]
+            if cfg.train.loggers:
+                hooks.append(Track(cfg.train.loggers))
         built = build_run(cfg, device, dist)
         loop = Loop(cfg, run_dir, device, dist, built, RunFiles(run_dir, writes=dist.main), Hooks(hooks))
         start_or_resume(loop, resume)
