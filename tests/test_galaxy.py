@@ -102,7 +102,7 @@ def test_noise_is_independent_across_images():
 
 @needs_galsim
 def test_cache_is_reused_and_keyed_by_pixel_fields(cache, monkeypatch):
-    def boom(_spec):
+    def boom(_spec, *_):
         raise AssertionError("rendered although cached")
 
     monkeypatch.setattr(gx, "render_set", boom)
@@ -122,6 +122,26 @@ def test_cache_is_reused_and_keyed_by_pixel_fields(cache, monkeypatch):
     gx.load_or_render(torn)
     torn.cache_path().write_bytes(b"not a safetensors file")
     assert torn.build(0, "cpu").rendered
+
+
+@needs_galsim
+def test_a_first_render_says_so_with_progress_on_a_terminal(tmp_path, capsys):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    counts, _ = gx.render_set(spec(tmp_path, n=100), gx.RenderProgress(100, tmp_path, out))
+    text = out.getvalue()
+    first = "rendering 100 galaxy stamps with GalSim (first use of these settings; cached in"
+    assert text.startswith(f"{first} {tmp_path})")
+    assert "/100 (" in text and "s left" in text and "rendered 100 stamps in" in text and len(counts) == 100
+    gx.load_or_render(spec(tmp_path / "c", n=101))  # what a run prints on stderr, not on a terminal: two lines
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("rendering 101 galaxy stamps") and err[1].strip().startswith("rendered 101 stamps in")
+    assert len(err) == 2
 
 
 def test_missing_galsim_is_a_user_error(tmp_path, monkeypatch, cli):

@@ -50,6 +50,8 @@ import json
 import math
 import multiprocessing
 import os
+import sys
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -136,10 +138,36 @@ def _render_task(args: tuple) -> np.ndarray:
     return render_chunk(*args)
 
 
-def render_set(spec: GalaxySpec) -> tuple[np.ndarray, np.ndarray]:
+class RenderProgress:
+    """What a first render says on stderr: a line when it starts (how many, where the cache goes), the share
+    done and an ETA on a terminal (redrawn in place), and a line when it ends."""
+
+    def __init__(self, n: int, where: Path, stream=None):
+        self.stream = stream or sys.stderr
+        self.n, self.done, self.t0 = n, 0, time.perf_counter()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.say(f"rendering {n:,} galaxy stamps with GalSim (first use of these settings; cached in {where})\n")
+
+    def say(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def advance(self, images: int) -> None:
+        self.done += images
+        if self.tty and self.done < self.n:
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / self.done * (self.n - self.done)
+            self.say(f"\r  {self.done:,}/{self.n:,} ({self.done / self.n:.0%}), about {eta:.0f} s left   ")
+
+    def end(self) -> None:
+        self.say(("\r" if self.tty else "") + f"  rendered {self.n:,} stamps in {time.perf_counter() - self.t0:.1f} s"
+                 + " " * 20 + "\n")  # fmt: skip
+
+
+def render_set(spec: GalaxySpec, progress: RenderProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render the whole design of `spec`: (counts float32 (n, stamp, stamp), factors float64 (n, 5)).
     Chunks are fixed index ranges and every image has its own noise seed, so the result does not depend on
-    the number of workers."""
+    the number of workers. `progress` hears of every chunk done."""
     _import_galsim()  # fail before starting any worker
     factors = lhs_design(spec.n, spec.design_seed)
     workers = spec.workers or os.cpu_count() or 1
@@ -149,15 +177,23 @@ def render_set(spec: GalaxySpec) -> tuple[np.ndarray, np.ndarray]:
         for i in range(0, spec.n, chunk)
     ]
     workers = min(workers, len(tasks))
+    advance = progress.advance if progress is not None else (lambda images: None)
+    parts = []
     if workers <= 1:
-        parts = [_render_task(t) for t in tasks]
+        for t in tasks:
+            parts.append(_render_task(t))
+            advance(len(t[0]))
     else:
         # fork (as torch's DataLoader workers do): the workers run only NumPy and GalSim, never torch or CUDA,
         # and unlike spawn/forkserver they do not re-run the caller's __main__, so scripts need no main guard.
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            parts = list(pool.map(_render_task, tasks))
+            for t, part in zip(tasks, pool.map(_render_task, tasks), strict=True):  # in order, as they finish
+                parts.append(part)
+                advance(len(t[0]))
+    if progress is not None:
+        progress.end()
     return np.concatenate(parts), factors
 
 
@@ -191,7 +227,8 @@ def load_or_render(spec: GalaxySpec) -> tuple[np.ndarray, np.ndarray, bool]:
     cached = _read_cache(path, spec)
     if cached is not None:
         return cached[0], cached[1], False
-    counts, factors64 = render_set(spec)
+    _import_galsim()  # a missing GalSim is an error before anything is said
+    counts, factors64 = render_set(spec, RenderProgress(spec.n, path.parent))
     factors = factors64.astype(np.float32)
     galsim = _import_galsim()
     meta = {
