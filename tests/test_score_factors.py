@@ -337,3 +337,18 @@ def test_compare_shows_metric_timings(cli, tmp_path):
     assert float(row["seconds.dci.mean"]) == pytest.approx(30.0) and float(row["seconds.total.mean"]) == 34.0
     code, out, _ = cli("compare", tmp_path / "runs")
     assert "dci s" not in out  # only when asked
+
+
+def test_live_evaluation_leaves_out_the_probes_the_score_leaves_out_on_wide_codes():
+    from sculptcli.config import TrainSpec
+    from sculptcli.training.evaluate import live_probes
+
+    default = TrainSpec(steps=10)
+    assert live_probes(default, 10, 5000) == (("linear", "lgbm", "mlp"), [])
+    probes, notes = live_probes(default, 192, 5000)  # LightGBM beyond d = 128, the MLP beyond n·d² = 10,000·128²
+    assert probes == ("linear",) and len(notes) == 2
+    assert "lgbm probe (d = 192 > 128" in notes[0] and "train.eval_probes=[linear,lgbm,mlp]" in notes[0]
+    assert live_probes(default, 192, 2000)[0] == ("linear", "mlp")
+    named = TrainSpec(steps=10, eval_probes=["lgbm"])  # named probes always run
+    assert live_probes(named, 192, 5000) == (("lgbm",), [])
+    assert TrainSpec.model_validate(default.model_dump()).eval_probes is None  # a saved config resumes alike

@@ -74,6 +74,27 @@ def evaluate(
     return out
 
 
+def live_probes(train_spec, d: int, n: int) -> tuple[tuple[str, ...], list[str]]:
+    """The LPS probes of the periodic evaluation on d-dimensional codes of n images, and a note for each left out:
+    probes the config names in `train.eval_probes` always run; by default (null) linear, lgbm and mlp, leaving out
+    those the score leaves out on wide codes (`lps_skip_reason`)."""
+    from sculptcli.metrics.builtin import lps_skip_reason
+
+    if train_spec.eval_probes is not None:
+        return tuple(train_spec.eval_probes), []
+    probes = ("linear", "lgbm", "mlp")
+    keep, notes = [], []
+    for probe in probes:
+        reason = lps_skip_reason(probe, n, d)
+        if reason is None:
+            keep.append(probe)
+        else:
+            why = reason.split(";")[0]
+            notes.append(f"the held-out evaluations leave out the {probe} probe ({why}); name it in "
+                         f"train.eval_probes to run it (train.eval_probes=[{','.join(probes)}])")  # fmt: skip
+    return tuple(keep), notes
+
+
 def live_prior_p(z: torch.Tensor, prior, seed: int) -> float:
     """The p-value of the MMD permutation test of up to 1,000 held-out codes against the prior (the score's test,
     smaller): p < 0.05 says the aggregate posterior is distinguishable from the declared prior. NaN for a

@@ -31,7 +31,7 @@ from sculptcli.precision import cpu_has_bf16 as cpu_has_bf16  # re-exported
 from sculptcli.runfiles import RunFiles, resume_state
 from sculptcli.training.cpushare import CpuShare
 from sculptcli.training.distributed import Dist
-from sculptcli.training.evaluate import evaluate
+from sculptcli.training.evaluate import evaluate, live_probes
 from sculptcli.training.health import run_warnings
 from sculptcli.training.hooks import Curves, Health, Hook, Hooks, InjectFaults, Report, ShareCpus, StopOnSignal
 from sculptcli.training.report import Reporter
@@ -134,6 +134,7 @@ class Loop:
     logged: list[str] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)  # the held-out evaluations so far (for the health warnings)
     last_eval: dict | None = None
+    eval_probes: tuple[str, ...] = ()  # the LPS probes of the held-out evaluations (`live_probes`)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def message(self, text: str) -> None:
@@ -212,13 +213,16 @@ def run_loop(loop: Loop) -> TrainResult:
     resume)."""
     cfg, b, dist = loop.cfg, loop.built, loop.dist
     eval_images, eval_factors = (None, None)
+    notes = list(b.notes)
     if dist.main:
         eval_n = heldout_size(cfg.train, "eval_n", int(b.data.heldout_index.numel()))
         eval_images, eval_factors = b.data.heldout(eval_n)
+        loop.eval_probes, left_out = live_probes(cfg.train, cfg.model.latent_dim, eval_n)
+        notes += left_out
     train_step = Stepper(loop)
     try:
         loop.hooks.on_start(loop)  # inside: a hook that fails to start still closes the others (the terminal)
-        for note in b.notes:
+        for note in notes:
             loop.message(f"note: {note}")
         clock = Throughput()
         while loop.step < b.total and not loop.stop.is_set():
@@ -328,7 +332,7 @@ def evaluate_heldout(loop: Loop, images, factors) -> None:
         "step": loop.step,
         "split": "heldout",
         **evaluate(b.model, b.objective.local(), images, b.prior, cfg.seed, loop.step, factors,
-                   probes=tuple(cfg.train.eval_probes)),
+                   probes=loop.eval_probes),
     }  # fmt: skip
     loop.evals.append(record)
     record["warnings"] = run_warnings(loop.evals, cfg.model.latent_dim, b.objective.div.weight > 0)
