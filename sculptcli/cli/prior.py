@@ -32,12 +32,22 @@ DIM_HELP = "latent dimensions (required for a 1-D prior with no `dims`; must mat
 
 
 def _load(target: str, resolve: bool = True) -> PriorSpec:
-    """The prior of `target`; with `resolve`, a checkpoint's codes (empirical prior) encoded, ready to sample."""
-    from sculptcli.build import resolve_prior_codes
-    from sculptcli.config import load_prior_or_preset as load_prior
+    """The prior of `target`; with `resolve`, a checkpoint's codes (empirical prior) encoded, ready to sample.
+    A prior file or packaged prior loads without the run config's modules (start-up time); a run preset's name
+    falls back to them."""
+    from sculptcli.priors.files import load_prior
 
-    prior = load_prior(target)
-    return resolve_prior_codes(prior) if resolve else prior
+    try:
+        prior = load_prior(target)
+    except UserError:
+        from sculptcli.config import load_prior_or_preset
+
+        prior = load_prior_or_preset(target)
+    if resolve and any(getattr(p, "needs_codes", lambda: False)() for p in prior.walk()):
+        from sculptcli.build import resolve_prior_codes
+
+        prior = resolve_prior_codes(prior)
+    return prior
 
 
 def _constraints(meta: list[Any]) -> str:
