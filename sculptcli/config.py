@@ -116,10 +116,10 @@ class ScoreSpec(Spec):
     @classmethod
     def _known(cls, v):
         from sculptcli.errors import UserError
-        from sculptcli.metrics import METRICS
+        from sculptcli.metric_catalog import resolve
 
         try:
-            METRICS.resolve(v)
+            resolve(v)
         except UserError as e:
             raise ValueError(e.what) from None
         return v

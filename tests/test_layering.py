@@ -20,7 +20,7 @@ LAYERS: list[list[str]] = [
     ["sculptcli", "sculptcli.errors", "sculptcli.faults", "sculptcli.registry", "sculptcli.provenance",
      "sculptcli.yamlfile", "sculptcli.presetfiles", "sculptcli.validation", "sculptcli.io", "sculptcli.device",
      "sculptcli.precision", "sculptcli.stats", "sculptcli.ckptfile", "sculptcli.rundir", "sculptcli.lazy",
-     "sculptcli.trackers"],
+     "sculptcli.trackers", "sculptcli.metric_catalog"],
     # components, registered by name
     ["sculptcli.priors", "sculptcli.data", "sculptcli.models", "sculptcli.objectives", "sculptcli.metrics"],
     # the run configuration

@@ -14,3 +14,8 @@ def test_path_does_not_import_torch(name):
 
 def test_the_probe_sees_torch_when_a_command_imports_it():
     assert imports_torch(["prior", "sample", "dsprites-hybrid", "--n", "4", "--out", "z.npy"])
+
+
+def test_validating_a_config_that_names_metrics_does_not_import_torch():
+    """`score.metrics` is checked against the metric catalog, not the metric modules (the quad presets name them)."""
+    assert not imports_torch(["presets", "validate", "quad-cm"])
