@@ -136,3 +136,21 @@ def test_an_unknown_logger_is_refused_with_the_choices(cli, tiny_config):
     result = cli("train", "--config", tiny_config, "--out", "run", "-q", "--logger", "tensorbord")
     assert_user_error(result, "train.loggers", "tensorboard")
     assert not Path("run").exists()
+
+
+def test_a_requeued_job_may_add_a_logger(cli, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    cmd = ["train", "--config", "tiny.yaml", "--out", "run", "-q", "--no-score"]
+    monkeypatch.setenv("SCULPT_FAULT", "term-at-step:3")  # the scheduler's notice: saves step 3 and stops
+    code, _, err = cli(*cmd)
+    assert code == 130, err
+    monkeypatch.delenv("SCULPT_FAULT")
+    code, _, err = cli(*cmd, "--resume", "auto", "--logger", "tensorboard")
+    assert code == 0, err
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["loggers"] == ["tensorboard"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    ea.Reload()
+    assert [e.step for e in ea.Scalars("train/loss")] == [4, 6, 8, 10, 12]  # from where the job went on

@@ -48,7 +48,7 @@ def launch(
         if claim:
             for note in claim.notes:
                 say(f"note: {note}")
-        if resuming and max_steps is not None and dist.main:
+        if resuming and dist.main:  # the config it goes on with (a longer budget, a requeued job's loggers)
             atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
         before = previous_latest()
         if (out is None or not resuming) and dist.main:
@@ -77,6 +77,8 @@ def _run_config(cfg: RunConfig | None, run_dir: Path, resuming: bool, out: Path 
                 f"the run in {run_dir} was started with another config",
                 fix="give the command line that started it, or another --out for a new run",
             )
+        if cfg is not None and cfg.train.loggers != saved.train.loggers:  # a requeued job's --logger flags count
+            saved.train.loggers = list(cfg.train.loggers)
         return with_steps(saved, max_steps, out)
     if cfg is None:  # --resume of a run that never saved a checkpoint: start it again from its config
         return with_steps(validate_config(read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml")),
@@ -86,7 +88,7 @@ def _run_config(cfg: RunConfig | None, run_dir: Path, resuming: bool, out: Path 
 
 def comparable(cfg: RunConfig) -> dict:
     """What must agree for `--resume auto` to continue a run: the config without its length (steps may grow) and
-    its trackers (a requeued job may add one; the run keeps its own)."""
+    its trackers (a requeued job may add or drop one: the command line's count from then on)."""
     d = cfg.model_dump(mode="json", exclude={"budgets"})
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("steps", "epochs", "loggers")}
     return d
