@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sculptcli.cli.common import console, user_errors
+from sculptcli.metric_catalog import METRIC_NAMES, SETS
 
 FACTOR_ROWS = [
     ("mig", "MIG", "mutual information gap (20 bins) · higher = more disentangled"),
@@ -137,13 +138,12 @@ def score(
         "all",
         "--metrics",
         "-m",
-        help="comma-separated metrics or sets: basic, fast, supervised, all; or lps, nmse, mmd2_prior, cov_ratio, "
-        "prior_test, ks, mig, sap, dci, factorvae, betavae, modularity, infomec, lds, tc_gauss, tc_mmd",
+        help=f"comma-separated metrics or sets: {', '.join(SETS)}; or {', '.join(METRIC_NAMES)}",
     ),
     dci_model: str = typer.Option(
         "lgbm",
         "--dci-model",
-        help="DCI importance model: lgbm (LightGBM, gain importances, default), gbt (sklearn's "
+        help="DCI importance model: lgbm (LightGBM, sklearn's importance at its splits, default), gbt (sklearn's "
         "GradientBoostingClassifier, the disentanglement_lib protocol; slow on large codes) or rf (random forest)",
     ),
     bins: int = typer.Option(20, "--bins", min=2, help="histogram bins for MIG, SAP and modularity"),
