@@ -154,3 +154,19 @@ def test_a_requeued_job_may_add_a_logger(cli, tmp_path, monkeypatch):
     ea = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     ea.Reload()
     assert [e.step for e in ea.Scalars("train/loss")] == [4, 6, 8, 10, 12]  # from where the job went on
+
+
+def test_a_tracker_that_fails_mid_run_is_dropped_with_a_warning_and_training_goes_on(cli, tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from sculptcli.trackers import TensorBoard
+
+    def broken(self, values, step):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(TensorBoard, "log_scalars", broken)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    code, out, err = cli("train", "--config", "tiny.yaml", "--out", "run", "--no-score", "--logger", "tensorboard")
+    assert code == 0, err
+    assert "the TensorBoard logger failed and was stopped (OSError: disk full)" in out + err
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 12  # the run finished; metrics.jsonl has every record

@@ -4,6 +4,7 @@ scores. Main process only; `metrics.jsonl` is written whatever the trackers do."
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,8 @@ def scalars(record: dict[str, Any], group: str) -> dict[str, float]:
 
 class Track(Hook):
     """Open the trackers when the loop starts (continuing their runs on resume), log as the loop goes, close at
-    the end. A picture that fails to draw only warns."""
+    the end. Once started, a tracker that fails (a locked store, a full disk) is dropped with a warning and a
+    picture that fails to draw only warns: training and metrics.jsonl go on."""
 
     def __init__(self, names: list[str]):
         self.names = names
@@ -44,22 +46,32 @@ class Track(Hook):
     def on_start(self, loop: Loop) -> None:
         self.trackers = open_trackers(self.names, loop.run_dir, loop.step)
         if loop.step == 0:
-            for t in self.trackers:
-                t.log_config(loop.cfg.model_dump(mode="json"))
+            self.each(loop, lambda t: t.log_config(loop.cfg.model_dump(mode="json")))
         held = int(loop.built.data.heldout_index.numel())
         self.images, _ = loop.built.data.heldout(min(SNAPSHOT_N, held))
 
+    def each(self, loop: Loop, call) -> None:
+        """`call(tracker)` for every tracker; one that raises is closed, dropped and named in a warning."""
+        for t in list(self.trackers):
+            try:
+                call(t)
+            except Exception as e:  # noqa: BLE001 - a tracker is not worth a run
+                self.trackers.remove(t)
+                loop.message(f"warning: the {type(t).__name__} logger failed and was stopped "
+                             f"({type(e).__name__}: {e}); metrics.jsonl has everything")  # fmt: skip
+                with contextlib.suppress(Exception):
+                    t.close()
+
     def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
         values = scalars(record, "train")
-        for t in self.trackers:
-            t.log_scalars(values, loop.step)
+        self.each(loop, lambda t: t.log_scalars(values, loop.step))
 
     def on_eval(self, loop: Loop, record: dict[str, Any]) -> None:
         values = scalars(record, "heldout")
-        for t in self.trackers:
-            t.log_scalars(values, loop.step)
-            if record.get("warnings"):
-                t.log_text("heldout/warnings", "\n".join(record["warnings"]), loop.step)
+        self.each(loop, lambda t: t.log_scalars(values, loop.step))
+        if record.get("warnings"):
+            text = "\n".join(record["warnings"])
+            self.each(loop, lambda t: t.log_text("heldout/warnings", text, loop.step))
         try:
             from sculptcli.viz.snapshots import snapshots
 
@@ -67,9 +79,8 @@ class Track(Hook):
         except Exception as e:  # noqa: BLE001 - a picture is not worth a run
             loop.message(f"warning: the trackers' pictures were not drawn ({type(e).__name__}: {e})")
             return
-        for t in self.trackers:
-            for name, image in pictures.items():
-                t.log_image(name, image, loop.step)
+        for name, image in pictures.items():
+            self.each(loop, lambda t, name=name, image=image: t.log_image(name, image, loop.step))
 
     def on_end(self, loop: Loop) -> None:
         close(self.trackers)
