@@ -61,10 +61,6 @@ def tracker(name: str, modules: tuple[str, ...], install: str, help: str):
     return register
 
 
-def names() -> list[str]:
-    return list(TRACKERS)
-
-
 def missing_modules(name: str) -> list[str]:
     return [m for m in TRACKERS[name].modules if importlib.util.find_spec(m) is None]
 

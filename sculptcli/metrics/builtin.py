@@ -16,13 +16,20 @@ LPS_LGBM_MAX_D = 128
 LPS_MLP_MAX_ND2 = 10_000 * 128**2
 
 
+def lps_too_wide(probe: str, n: int, d: int) -> str | None:
+    """Why a probe costs too much on n codes of d dimensions to run unasked, or None when it runs (the score's and
+    the live evaluation's rule)."""
+    if probe == "lgbm" and d > LPS_LGBM_MAX_D:
+        return f"d = {d} > {LPS_LGBM_MAX_D} (LightGBM probe: cost ∝ d²)"
+    if probe == "mlp" and n * d * d > LPS_MLP_MAX_ND2:
+        return f"n·d² = {n * d * d:,} > {LPS_MLP_MAX_ND2:,} (MLP probe: cost ∝ n·d²)"
+    return None
+
+
 def lps_skip_reason(probe: str, n: int, d: int) -> str | None:
     """Why a probe is left out of a score that did not name LPS on its own, or None when it runs."""
-    if probe == "lgbm" and d > LPS_LGBM_MAX_D:
-        return f"d = {d} > {LPS_LGBM_MAX_D} (LightGBM probe: cost ∝ d²); run it by name: -m all,lps"
-    if probe == "mlp" and n * d * d > LPS_MLP_MAX_ND2:
-        return f"n·d² = {n * d * d:,} > {LPS_MLP_MAX_ND2:,} (MLP probe: cost ∝ n·d²); run it by name: -m all,lps"
-    return None
+    why = lps_too_wide(probe, n, d)
+    return None if why is None else f"{why}; run it by name: -m all,lps"
 
 
 @METRICS.register("lps")

@@ -77,19 +77,18 @@ def evaluate(
 def live_probes(train_spec, d: int, n: int) -> tuple[tuple[str, ...], list[str]]:
     """The LPS probes of the periodic evaluation on d-dimensional codes of n images, and a note for each left out:
     probes the config names in `train.eval_probes` always run; by default (null) linear, lgbm and mlp, leaving out
-    those the score leaves out on wide codes (`lps_skip_reason`)."""
-    from sculptcli.metrics.builtin import lps_skip_reason
+    those the score leaves out on wide codes (`lps_too_wide`)."""
+    from sculptcli.metrics.builtin import lps_too_wide
 
     if train_spec.eval_probes is not None:
         return tuple(train_spec.eval_probes), []
     probes = ("linear", "lgbm", "mlp")
     keep, notes = [], []
     for probe in probes:
-        reason = lps_skip_reason(probe, n, d)
-        if reason is None:
+        why = lps_too_wide(probe, n, d)
+        if why is None:
             keep.append(probe)
         else:
-            why = reason.split(";")[0]
             notes.append(f"the held-out evaluations leave out the {probe} probe ({why}); name it in "
                          f"train.eval_probes to run it (train.eval_probes=[{','.join(probes)}])")  # fmt: skip
     return tuple(keep), notes
